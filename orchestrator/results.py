@@ -1,0 +1,82 @@
+"""What happened to each promotion: the record the scheduler produces and the report keeps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Outcome(StrEnum):
+    """How one promotion ended. Only COMPLETED counts as success."""
+
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    """IQ Server ran the evaluation and answered FAILED."""
+    ERROR = "ERROR"
+    """Could not be sent or followed: unknown application, purged scan, HTTP error."""
+    SKIPPED = "SKIPPED"
+    """Not attempted, because an earlier transition of its chain did not complete (or a dry run)."""
+    TIMED_OUT = "TIMED_OUT"
+    """Still not finished when the per-promotion timeout ran out."""
+    CANCELLED = "CANCELLED"
+    """The run was stopped (signal, server down) before this promotion finished."""
+
+
+class ResultModel(BaseModel):
+    """camelCase in JSON, snake_case in Python, like IQ's own API."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+
+class ViolationCounts(ResultModel):
+    """Open (not waived) policy violations of one report, by threat band."""
+
+    critical: int = Field(default=0, description="Threat level 8-10.")
+    severe: int = Field(default=0, description="Threat level 4-7.")
+    moderate: int = Field(default=0, description="Threat level 2-3.")
+    low: int = Field(default=0, description="Threat level 1.")
+
+
+class PromotionResult(ResultModel):
+    """One (application, transition) of the manifest and what became of it."""
+
+    public_id: str | None = Field(
+        description="The application public id; null when an entry named an unknown organization."
+    )
+    application_id: str | None = Field(default=None, description="IQ's internal application id.")
+    organization: str | None = Field(
+        default=None, description="The application's organization name."
+    )
+    entry_index: int = Field(
+        description="Index of the manifest entry (promotions[i]) this came from."
+    )
+    transition_index: int = Field(description="Index of the transition within that entry.")
+    source_stage_id: str | None = Field(
+        default=None, description="The stage whose latest scan was promoted."
+    )
+    scan_id: str | None = Field(default=None, description="The scan promoted, when given by id.")
+    target_stage_id: str
+    status: Outcome
+    reason: str | None = Field(default=None, description="Why the promotion did not complete.")
+    status_url: str | None = None
+    report_html_url: str | None = None
+    embeddable_report_html_url: str | None = None
+    report_pdf_url: str | None = None
+    report_data_url: str | None = None
+    attempts: int = Field(default=0, description="POST requests sent for this promotion.")
+    polls: int = Field(default=0, description="Status requests sent for this promotion.")
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = Field(
+        default=None, description="From the accepted POST to the final status."
+    )
+    violations: ViolationCounts | None = Field(
+        default=None, description="Policy violations of the new report, when fetched."
+    )
