@@ -52,6 +52,28 @@ class RunReport(ResultModel):
         """True when every promotion completed; the run then exits 0."""
         return self.summary.by_status[Outcome.COMPLETED] == self.summary.total
 
+    def summary_fields(self, *, listed: int = 20) -> dict[str, Any]:
+        """The closing ``run.summary`` log event: counts, timings, and what did not complete."""
+        timed = sorted(
+            (r for r in self.results if r.duration_seconds is not None),
+            key=lambda r: r.duration_seconds or 0.0,
+        )
+        durations = [r.duration_seconds or 0.0 for r in timed]
+        not_completed = [r for r in self.results if r.status is not Outcome.COMPLETED]
+        return {
+            "total": self.summary.total,
+            "byStatus": {str(k): v for k, v in self.summary.by_status.items()},
+            "durationSeconds": self.duration_seconds,
+            "promotionSeconds": {
+                "p50": _quantile(durations, 0.5),
+                "p95": _quantile(durations, 0.95),
+                "max": durations[-1] if durations else None,
+            },
+            "slowest": [_brief(r) for r in reversed(timed[-5:])],
+            "notCompleted": [_brief(r) for r in not_completed[:listed]],
+            "notCompletedCount": len(not_completed),
+        }
+
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2) + "\n"
 
@@ -75,3 +97,20 @@ def load_report(path: Path) -> RunReport:
         return RunReport.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise UsageError(f"{path} is not an iq-promote report: {exc}") from exc
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _brief(result: PromotionResult) -> dict[str, Any]:
+    source = result.source_stage_id or f"scan {result.scan_id}"
+    return {
+        "publicId": result.public_id,
+        "transition": f"{source} -> {result.target_stage_id}",
+        "status": str(result.status),
+        "reason": result.reason,
+        "durationSeconds": result.duration_seconds,
+    }

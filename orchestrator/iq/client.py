@@ -1,0 +1,365 @@
+"""An async client for the IQ Server endpoints iq-promote uses.
+
+One aiohttp session carries every request (connection pooling, basic auth), every relative
+URL is joined to the server's base URL so that a context path (``https://host/iq/``) is kept,
+and every request goes through :class:`~orchestrator.iq.retry.RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+import anyio
+import structlog
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from yarl import URL
+
+from orchestrator.errors import AuthError, NotFoundError, ServerError, UnreachableError
+from orchestrator.iq.gate import RequestGate
+from orchestrator.iq.models import (
+    Application,
+    ApplicationList,
+    Organization,
+    OrganizationList,
+    PromoteScanRequest,
+    PromoteScanResponse,
+    PromotionStatus,
+    PurgeScanFiles,
+    ReportData,
+    ScanRetentionConfig,
+)
+from orchestrator.iq.retry import Failure, RetryPolicy, parse_retry_after
+
+log = structlog.get_logger("orchestrator.iq")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+PUBLIC_ID_BATCH = 50
+"""Public ids per ``GET /api/v2/applications?publicId=...`` look-up, to keep URLs short."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and password (or user token pair); the password never shows in a repr."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def authorization(self) -> str:
+        return aiohttp.encode_basic_auth(self.username, self.password)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Where the server is and how to talk to it."""
+
+    base_url: str
+    credentials: Credentials
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    request_timeout: float = 60.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    max_connections: int = 64
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """Requests this client sent, every attempt counted; the benchmarks read it."""
+
+    sent: int = 0
+    retries: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, *, retry: bool) -> None:
+        self.sent += 1
+        self.retries += retry
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An accepted promotion: where to follow it, and how many POSTs it took."""
+
+    status_url: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    attempts: int
+
+
+def normalise_base_url(url: str) -> URL:
+    """The server URL as a base for relative links: scheme and host required, trailing slash."""
+    parsed = URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parsed.user or parsed.password:
+        raise ValueError("put credentials in IQ_USERNAME/IQ_PASSWORD, not in the server URL")
+    path = parsed.path if parsed.path.endswith("/") else parsed.path + "/"
+    return parsed.with_path(path).with_query(None).with_fragment(None)
+
+
+class IqClient:
+    """Async IQ Server client; use it as ``async with IqClient(settings) as client``."""
+
+    def __init__(self, settings: ClientSettings, *, gate: RequestGate | None = None) -> None:
+        self.settings = settings
+        self.base_url = normalise_base_url(settings.base_url)
+        self.stats = RequestStats()
+        self._gate = gate or RequestGate()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        ssl_context: ssl.SSLContext | bool = True
+        if not self.settings.verify_tls:
+            ssl_context = False
+        elif self.settings.ca_bundle:
+            ssl_context = ssl.create_default_context(cafile=self.settings.ca_bundle)
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.max_connections, ssl=ssl_context, enable_cleanup_closed=True
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={
+                "Authorization": self.settings.credentials.authorization(),
+                "Accept": "application/json",
+                "User-Agent": "iq-promote",
+            },
+            timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout),
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            with anyio.CancelScope(shield=True):
+                await self._session.close()
+            self._session = None
+
+    def absolute(self, url: str) -> str:
+        """Join a URL the server gave (relative, as IQ gives them) to the base URL."""
+        return str(self.base_url.join(URL(url)))
+
+    # --- look-ups --------------------------------------------------------------------------
+
+    async def organizations(self) -> list[Organization]:
+        answer = await self._get("api/v2/organizations", OrganizationList, kind="organizations")
+        return answer.organizations
+
+    async def applications(self) -> list[Application]:
+        answer = await self._get("api/v2/applications", ApplicationList, kind="applications")
+        return answer.applications
+
+    async def applications_by_public_id(self, public_ids: Iterable[str]) -> list[Application]:
+        """Resolve public ids in batches; ids the server does not know are simply absent."""
+        ids = list(dict.fromkeys(public_ids))
+        found: list[Application] = []
+        for start in range(0, len(ids), PUBLIC_ID_BATCH):
+            batch = ids[start : start + PUBLIC_ID_BATCH]
+            answer = await self._get(
+                "api/v2/applications",
+                ApplicationList,
+                params=[("publicId", pid) for pid in batch],
+                kind="applications",
+            )
+            found.extend(answer.applications)
+        return found
+
+    async def applications_of_organization(self, organization_id: str) -> list[Application]:
+        answer = await self._get(
+            f"api/v2/applications/organization/{organization_id}",
+            ApplicationList,
+            kind="applications",
+        )
+        return answer.applications
+
+    async def scan_retention(self) -> PurgeScanFiles:
+        answer = await self._get(
+            "api/v2/config",
+            ScanRetentionConfig,
+            params=[("property", "purgeScanFiles")],
+            kind="config",
+        )
+        return answer.purge_scan_files
+
+    async def set_scan_retention(self, value: PurgeScanFiles) -> None:
+        await self._send(
+            "PUT",
+            "api/v2/config",
+            kind="config",
+            json_body=ScanRetentionConfig(purge_scan_files=value).to_wire(),
+            what="set purgeScanFiles (needs the System Administrator role)",
+        )
+
+    # --- promotion -------------------------------------------------------------------------
+
+    async def promote_scan(self, application_id: str, request: PromoteScanRequest) -> Submission:
+        """POST promoteScan. Repeating it is safe (it only makes another report), so it is
+        retried like a read on 429, 5xx and dropped connections."""
+        answer = await self._send(
+            "POST",
+            f"api/v2/evaluation/applications/{application_id}/promoteScan",
+            kind="promote",
+            json_body=request.to_wire(),
+            what=f"promote a scan of application {application_id}",
+        )
+        response = _parse(PromoteScanResponse, answer.body, "promoteScan")
+        return Submission(status_url=self.absolute(response.status_url), attempts=answer.attempts)
+
+    async def promotion_status(self, status_url: str) -> PromotionStatus:
+        return await self._get(status_url, PromotionStatus, kind="status")
+
+    async def report_data(self, report_data_url: str) -> ReportData:
+        return await self._get(report_data_url, ReportData, kind="report-data")
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    async def get_json(
+        self,
+        url: str,
+        adapter: TypeAdapter[Any],
+        *,
+        kind: str,
+        json_body: Any = None,
+        method: str = "GET",
+    ) -> Any:
+        """Send a request and parse its JSON answer with ``adapter``; for endpoints whose
+        answer is not one of this module's models (e.g. a bare list)."""
+        answer = await self._send(method, url, kind=kind, json_body=json_body, what=kind)
+        try:
+            return adapter.validate_json(answer.body)
+        except ValidationError as exc:
+            raise ServerError(f"unexpected answer from {kind}: {_short(exc)}") from exc
+
+    async def _get(
+        self,
+        url: str,
+        model: type[ModelT],
+        *,
+        kind: str,
+        params: Sequence[tuple[str, str]] | None = None,
+    ) -> ModelT:
+        answer = await self._send("GET", url, kind=kind, params=params, what=kind)
+        return _parse(model, answer.body, kind)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        what: str,
+        params: Sequence[tuple[str, str]] | None = None,
+        json_body: Any = None,
+    ) -> _Answer:
+        """Send one request, retrying as the policy says; raise a ServerError when it fails."""
+        if self._session is None:
+            raise RuntimeError("IqClient is used outside 'async with'")
+        target = self.base_url.join(URL(url))
+        attempts = 0
+        while True:
+            await self._gate.before_attempt(retry=attempts > 0)
+            attempts += 1
+            self.stats.count(kind, retry=attempts > 1)
+            failure: Failure
+            try:
+                async with self._session.request(
+                    method, target, params=params, json=json_body
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = Failure(status=None, detail=_describe(exc))
+            else:
+                if status < 400:
+                    self._gate.on_success()
+                    return _Answer(status=status, body=body, attempts=attempts)
+                failure = Failure(status=status, retry_after=retry_after, detail=_text(body))
+                _raise_unretryable(failure, what=what, url=target)
+            self._gate.on_failure(failure)
+            delay = self.settings.retry.next_delay(attempts, failure)
+            if delay is None:
+                raise _give_up(failure, what=what, attempts=attempts, base=self.base_url)
+            log.info(
+                "http.retry",
+                method=method,
+                path=target.path,
+                status=failure.status,
+                error=failure.detail if failure.is_connection_error else None,
+                attempt=attempts,
+                delay=round(delay, 3),
+            )
+            await anyio.sleep(delay)
+
+
+def _parse(model: type[ModelT], body: bytes, kind: str) -> ModelT:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise ServerError(f"unexpected answer from {kind}: {_short(exc)}") from exc
+
+
+def _raise_unretryable(failure: Failure, *, what: str, url: URL) -> None:
+    """Errors no retry can mend: refused credentials, unknown things, bad requests."""
+    status = failure.status
+    if status == 401:
+        raise AuthError(
+            "IQ Server refused the credentials (HTTP 401): check IQ_USERNAME and IQ_PASSWORD",
+            status=status,
+        )
+    if status == 403:
+        raise AuthError(
+            f"the user may not {what} (HTTP 403): grant it the needed role or use another user",
+            status=status,
+        )
+    if status == 404:
+        raise NotFoundError(failure.detail or f"not found: {url.path}", status=status)
+    if status is not None and 400 <= status < 500 and status != 429:
+        raise ServerError(
+            f"IQ Server rejected the request to {what} (HTTP {status}): {failure.detail}",
+            status=status,
+        )
+
+
+def _give_up(failure: Failure, *, what: str, attempts: int, base: URL) -> ServerError:
+    if failure.is_connection_error:
+        return UnreachableError(
+            f"IQ Server at {base} did not answer after {attempts} attempts ({failure.detail}); "
+            "check the URL, the network and the server's health"
+        )
+    return ServerError(
+        f"IQ Server failed to {what} after {attempts} attempts "
+        f"(HTTP {failure.status}: {failure.detail})",
+        status=failure.status,
+    )
+
+
+def _text(body: bytes, limit: int = 300) -> str:
+    text = body.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _short(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])

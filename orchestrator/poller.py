@@ -1,0 +1,89 @@
+"""Following a promotion's status URL until IQ Server says COMPLETED or FAILED.
+
+*When* to poll is a policy (:class:`PollStrategy`); this module only obeys it. The default,
+:class:`BackoffSchedule`, is capped exponential backoff with jitter; ``orchestrator.timing``
+holds the strategies that learn from the run and from earlier nights.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.models import EvaluationState, PromotionStatus
+
+
+class PollStrategy(Protocol):
+    """Decides when to ask; learns from how long evaluations took."""
+
+    def offsets(self, public_id: str) -> Iterator[float]:
+        """Seconds after submission at which to poll, increasing, without end."""
+        ...
+
+    def observe(self, public_id: str, seconds: float) -> None:
+        """An evaluation of ``public_id`` was seen finished ``seconds`` after submission."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffSchedule:
+    """Poll after ``initial`` seconds, then at intervals growing by ``factor`` up to ``cap``.
+
+    ``jitter`` is the fraction by which each interval is randomly shortened or lengthened, so
+    that promotions submitted together do not poll together.
+    """
+
+    initial: float = 1.0
+    factor: float = 1.5
+    cap: float = 15.0
+    jitter: float = 0.1
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.cap <= 0 or self.factor < 1 or not 0 <= self.jitter < 1:
+            raise ValueError(
+                "poll schedule needs initial > 0, cap > 0, factor >= 1, 0 <= jitter < 1"
+            )
+
+    def offsets(self, public_id: str) -> Iterator[float]:
+        at, interval = 0.0, self.initial
+        while True:
+            at += min(interval, self.cap) * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
+            yield at
+            interval *= self.factor
+
+    def observe(self, public_id: str, seconds: float) -> None:
+        """A fixed schedule learns nothing."""
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A submitted promotion being followed; whoever cancels the follower still reads it."""
+
+    status_url: str
+    submitted_at: float
+    """``anyio.current_time()`` when the POST was accepted."""
+    polls: int = 0
+
+
+async def follow(
+    client: IqClient, in_flight: InFlight, strategy: PollStrategy, public_id: str
+) -> PromotionStatus:
+    """Poll at the strategy's offsets until the status is no longer PENDING.
+
+    Cancellation (a timeout, a stopped run) may land at any await; ``in_flight`` then still
+    says how many polls were sent.
+    """
+    for offset in strategy.offsets(public_id):
+        await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
+        status = await client.promotion_status(in_flight.status_url)
+        in_flight.polls += 1
+        if status.status is not EvaluationState.PENDING:
+            strategy.observe(public_id, anyio.current_time() - in_flight.submitted_at)
+            return status
+    raise AssertionError("poll strategies yield without end")  # pragma: no cover
