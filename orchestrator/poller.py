@@ -25,8 +25,9 @@ class PollStrategy(Protocol):
         """Seconds after submission at which to poll, increasing, without end."""
         ...
 
-    def observe(self, public_id: str, seconds: float) -> None:
-        """An evaluation of ``public_id`` was seen finished ``seconds`` after submission."""
+    def observe(self, public_id: str, lower: float, upper: float) -> None:
+        """An evaluation of ``public_id`` finished between ``lower`` seconds after submission
+        (the last PENDING answer) and ``upper`` (the first final one)."""
         ...
 
 
@@ -57,7 +58,7 @@ class BackoffSchedule:
             yield at
             interval *= self.factor
 
-    def observe(self, public_id: str, seconds: float) -> None:
+    def observe(self, public_id: str, lower: float, upper: float) -> None:
         """A fixed schedule learns nothing."""
 
 
@@ -69,6 +70,18 @@ class InFlight:
     submitted_at: float
     """``anyio.current_time()`` when the POST was accepted."""
     polls: int = 0
+    pending_until: float = 0.0
+    """Seconds after submission of the last PENDING answer: the evaluation ended after it."""
+
+    final_at: float | None = None
+    """Seconds after submission of the first final answer."""
+
+    @property
+    def evaluation_seconds(self) -> float | None:
+        """The evaluation time, estimated as the midpoint of what the polls bracket."""
+        if self.final_at is None:
+            return None
+        return (self.pending_until + self.final_at) / 2
 
 
 async def follow(
@@ -81,9 +94,13 @@ async def follow(
     """
     for offset in strategy.offsets(public_id):
         await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
+        asked_at = anyio.current_time() - in_flight.submitted_at
         status = await client.promotion_status(in_flight.status_url)
         in_flight.polls += 1
-        if status.status is not EvaluationState.PENDING:
-            strategy.observe(public_id, anyio.current_time() - in_flight.submitted_at)
+        if status.status is EvaluationState.PENDING:
+            in_flight.pending_until = asked_at
+        else:
+            in_flight.final_at = asked_at
+            strategy.observe(public_id, in_flight.pending_until, asked_at)
             return status
     raise AssertionError("poll strategies yield without end")  # pragma: no cover

@@ -77,6 +77,11 @@ class PromotionResult(ResultModel):
     duration_seconds: float | None = Field(
         default=None, description="From the accepted POST to the final status."
     )
+    evaluation_seconds: float | None = Field(
+        default=None,
+        description="Estimated evaluation time: midway between the last PENDING poll and the "
+        "first final one.",
+    )
     violations: ViolationCounts | None = Field(
         default=None, description="Policy violations of the new report, when fetched."
     )

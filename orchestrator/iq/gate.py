@@ -148,10 +148,15 @@ class RequestGate:
     """The client's gatekeeper: every attempt asks it first and tells it how it went."""
 
     def __init__(
-        self, *, budget: RetryBudget | None = None, breaker: CircuitBreaker | None = None
+        self,
+        *,
+        budget: RetryBudget | None = None,
+        breaker: CircuitBreaker | None = None,
+        on_throttled: Callable[[], None] | None = None,
     ) -> None:
         self.budget = budget
         self.breaker = breaker
+        self.on_throttled = on_throttled
 
     async def before_attempt(self, *, retry: bool) -> None:
         if self.breaker is not None:
@@ -176,3 +181,5 @@ class RequestGate:
     def on_failure(self, failure: Failure) -> None:
         if self.breaker is not None:
             self.breaker.record_failure(failure)
+        if self.on_throttled is not None and failure.status in (429, 503):
+            self.on_throttled()

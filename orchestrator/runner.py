@@ -1,0 +1,173 @@
+"""One promotion run from start to report: lock, journal, client, plan, scheduler, signals.
+
+The CLI turns options into a :class:`RunConfig` and hands it here; everything after that,
+up to the finished :class:`~orchestrator.report.RunReport`, happens in this module.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import structlog
+
+from orchestrator.concurrency import AdaptiveLimit
+from orchestrator.iq.client import ClientSettings, IqClient
+from orchestrator.iq.gate import CircuitBreaker, RequestGate, RetryBudget
+from orchestrator.iq.models import PurgeScanFiles
+from orchestrator.journal import Journal, ResumePoint
+from orchestrator.lock import StateLock
+from orchestrator.manifest import Manifest
+from orchestrator.plan import Plan, resolve_plan
+from orchestrator.poller import BackoffSchedule, PollStrategy
+from orchestrator.report import RunReport, Summary
+from orchestrator.results import Outcome, PromotionResult
+from orchestrator.scheduler import (
+    Listener,
+    RunControl,
+    RunOptions,
+    Scheduler,
+    step_result,
+    unresolved_result,
+)
+from orchestrator.shutdown import watch_signals
+
+log = structlog.get_logger("orchestrator.runner")
+
+AUTO_START = 8
+"""Where ``concurrency: auto`` starts before it learns the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything a run needs, already resolved from options, environment and manifest."""
+
+    manifest: Manifest
+    manifest_path: str
+    manifest_digest: str
+    client: ClientSettings
+    concurrency: int | Literal["auto"] = 20
+    promotion_timeout: float = 1800.0
+    state_dir: Path | None = None
+    resume: bool = False
+    dry_run: bool = False
+    ensure_scan_retention: bool = False
+    grace: float = 30.0
+    server_down_timeout: float = 300.0
+    handle_signals: bool = True
+    strategy: PollStrategy = field(default_factory=BackoffSchedule)
+
+
+async def run(config: RunConfig, *, control: RunControl | None = None) -> RunReport:
+    """Run the manifest once (or resume it) and return the report of the whole run."""
+    control = control or RunControl()
+    with ExitStack() as stack:
+        journal: Journal | None = None
+        resume: ResumePoint | None = None
+        if config.state_dir is not None and not config.dry_run:
+            stack.enter_context(StateLock(config.state_dir))
+            journal = stack.enter_context(Journal(config.state_dir))
+            if config.resume:
+                resume = journal.resume_point(config.manifest_path, config.manifest_digest)
+                if resume is None:
+                    log.info("run.nothing_to_resume", manifest=config.manifest_path)
+        started = resume.started_at if resume else datetime.now(UTC)
+        if journal is not None and resume is None:
+            journal.begin(config.manifest_path, config.manifest_digest, started)
+        clock = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            if config.handle_signals:
+                tg.start_soon(watch_signals, control, config.grace)
+            results, server_url = await _execute(config, control, journal, resume)
+            tg.cancel_scope.cancel()
+        if journal is not None:
+            journal.end(results)
+    elapsed = time.monotonic() - clock
+    if resume is not None:
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+    return RunReport(
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        duration_seconds=round(elapsed, 3),
+        server_url=server_url,
+        manifest=config.manifest_path,
+        dry_run=config.dry_run,
+        summary=Summary.of(results),
+        results=results,
+    )
+
+
+async def _execute(
+    config: RunConfig,
+    control: RunControl,
+    journal: Journal | None,
+    resume: ResumePoint | None,
+) -> tuple[list[PromotionResult], str]:
+    auto = config.concurrency == "auto"
+    limiter = anyio.CapacityLimiter(AUTO_START if auto else int(config.concurrency))
+    adaptive = AdaptiveLimit(limiter) if auto else None
+    gate = RequestGate(
+        budget=RetryBudget(),
+        breaker=CircuitBreaker(down_timeout=config.server_down_timeout),
+        on_throttled=adaptive.on_throttled if adaptive else None,
+    )
+    async with IqClient(config.client, gate=gate) as client:
+        plan = await resolve_plan(config.manifest, client)
+        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
+        if config.dry_run:
+            return _dry_run(plan), str(client.base_url)
+        retention = await _check_retention(client, plan, config.ensure_scan_retention)
+        listeners: list[Listener] = [journal] if journal is not None else []
+        if adaptive is not None:
+            listeners.append(adaptive)
+        scheduler = Scheduler(
+            plan,
+            client,
+            config.strategy,
+            options=RunOptions(
+                concurrency=int(limiter.total_tokens),
+                promotion_timeout=config.promotion_timeout,
+                scan_retention=retention,
+            ),
+            control=control,
+            listeners=listeners,
+            prior=resume.prior if resume else None,
+            limiter=limiter,
+        )
+        return await scheduler.run(), str(client.base_url)
+
+
+async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeScanFiles | None:
+    """Promoting by scanId needs the scan file; under the default only each stage's latest
+    scan keeps one, so say so before the run rather than after it."""
+    if not plan.uses_scan_ids:
+        return None
+    retention = await client.scan_retention()
+    if retention is PurgeScanFiles.DEFAULT and ensure:
+        await client.set_scan_retention(PurgeScanFiles.WITH_REPORTS)
+        log.info("config.scan_retention_set", purgeScanFiles=str(PurgeScanFiles.WITH_REPORTS))
+        return PurgeScanFiles.WITH_REPORTS
+    if retention is PurgeScanFiles.DEFAULT:
+        log.warning(
+            "config.scan_retention_default",
+            message="purgeScanFiles is 'default': only each stage's latest scan can be "
+            "promoted by scanId; older scans will fail. --ensure-scan-retention sets "
+            "'withReports' (needs the System Administrator role).",
+        )
+    return retention
+
+
+def _dry_run(plan: Plan) -> list[PromotionResult]:
+    """Every step as the plan has it, SKIPPED (or ERROR if unresolvable); nothing is sent."""
+    results = {u.step.position: unresolved_result(u) for u in plan.unresolved}
+    for work in plan.work:
+        for step in work.steps:
+            results[step.position] = step_result(
+                step, target=work.target, status=Outcome.SKIPPED, reason="dry run: nothing sent"
+            )
+    return [results[i] for i in range(plan.total)]
