@@ -1,0 +1,95 @@
+"""What a simulator run looks like: portfolio size, timing, credentials, release and faults.
+
+Both are frozen values, so a test or the CLI builds one, hands it over, and nothing changes it
+behind the simulator's back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.iq.models import PurgeScanFiles
+
+CURRENT_RESULTS_API_RELEASE = 175
+"""From this IQ release on, Repository Results has the owner-typed endpoint; before it, the
+per-repository one."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """The misbehaviour to inject into the API routes; every fault is off by default.
+
+    Rates are fractions of API requests (0..1). ``throttle_queue_depth`` turns on 429 answers to
+    promoteScan while that many evaluations wait in the queue. ``outage_after``/``outage_for``
+    take the server away once, ``outage_after`` seconds after start, for ``outage_for`` seconds.
+    """
+
+    fail_rate: float = 0.0
+    throttle_queue_depth: int | None = None
+    retry_after: float = 1.0
+    drop_rate: float = 0.0
+    latency: float = 0.0
+    latency_jitter: float = 0.5
+    failing_apps: tuple[str, ...] = ()
+    failing_rate: float = 0.0
+    outage_after: float | None = None
+    outage_for: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "drop_rate", "failing_rate", "latency_jitter"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        if self.latency < 0 or self.retry_after < 0 or self.outage_for < 0:
+            raise ValueError("latency, retry_after and outage_for cannot be negative")
+        if self.throttle_queue_depth is not None and self.throttle_queue_depth < 0:
+            raise ValueError("throttle_queue_depth cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """One simulated IQ Server. The same seed always gives the same portfolio.
+
+    ``eval_time`` is the median evaluation time in seconds; applications spread lognormally
+    around it (``eval_sigma``) and each run varies by about ``eval_noise``.
+    ``extra_applications`` are (publicId, organization name or None) pairs added to the seeded
+    ones, with a scan at every stage; ``extra_organizations`` are organization names to create.
+    """
+
+    apps: int = 20
+    organizations: int = 3
+    seed: int = 1
+    workers: int = 4
+    eval_time: float = 0.05
+    context_path: str = ""
+    release: int = 190
+    username: str = "admin"
+    password: str = "admin123"  # noqa: S105 - IQ Server's well-known default, for a local fake
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    extra_applications: tuple[tuple[str, str | None], ...] = ()
+    extra_organizations: tuple[str, ...] = ()
+    eval_noise: float = 0.15
+    eval_sigma: float = 0.5
+    purge_scan_files: PurgeScanFiles = PurgeScanFiles.DEFAULT
+
+    def __post_init__(self) -> None:
+        # A plain string ("withReports") is accepted and kept as the enum.
+        object.__setattr__(self, "purge_scan_files", PurgeScanFiles(self.purge_scan_files))
+        if self.apps < 0 or self.organizations < 0:
+            raise ValueError("apps and organizations cannot be negative")
+        if self.workers < 1:
+            raise ValueError("at least one evaluation worker is needed")
+        if self.eval_time < 0 or self.eval_noise < 0 or self.eval_sigma < 0:
+            raise ValueError("eval_time, eval_noise and eval_sigma cannot be negative")
+        if self.context_path and not self.context_path.startswith("/"):
+            raise ValueError(f"context_path must start with '/': {self.context_path!r}")
+
+    @property
+    def prefix(self) -> str:
+        """The context path without a trailing slash: '' or e.g. '/iq'."""
+        return self.context_path.rstrip("/")
+
+    @property
+    def current_results_api(self) -> bool:
+        """Whether this release serves the owner-typed Repository Results endpoint."""
+        return self.release >= CURRENT_RESULTS_API_RELEASE

@@ -1,0 +1,180 @@
+"""The evaluation engine: a fixed pool of workers behind a FIFO queue, as on a real server.
+
+Submitting never blocks: over-submission waits in the queue. Each application has its own
+evaluation time (lognormal around the median), varied a little from run to run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import anyio
+from aiohttp import web
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestrator.iq.models import Application, EvaluationState, PromotionStatus, Stage
+from orchestrator.simulator.config import SimulatorConfig
+from orchestrator.simulator.portfolio import Portfolio, Report, new_id
+from orchestrator.simulator.stats import EvaluationRecord, SimulatorStats
+
+
+@dataclass(slots=True)
+class Promotion:
+    """What a status URL reports: PENDING until a worker finishes the evaluation."""
+
+    application_id: str
+    status_id: str
+    state: EvaluationState = EvaluationState.PENDING
+    reason: str | None = None
+    report: Report | None = None
+
+    @property
+    def status_url(self) -> str:
+        return f"api/v2/evaluation/applications/{self.application_id}/status/{self.status_id}"
+
+    def status(self) -> PromotionStatus:
+        links = self.report.links() if self.report is not None else {}
+        return PromotionStatus(status=self.state, reason=self.reason, **links)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One queued evaluation. ``failure`` is set when it is known at submission to fail."""
+
+    promotion: Promotion
+    application: Application
+    source: Report | None
+    target: Stage
+    enqueued_at: float
+    failure: str | None = None
+
+
+class Engine:
+    """Runs evaluations on ``config.workers`` workers, first come first served."""
+
+    def __init__(self, config: SimulatorConfig, portfolio: Portfolio, stats: SimulatorStats):
+        self.config = config
+        self.portfolio = portfolio
+        self.stats = stats
+        self._send: MemoryObjectSendStream[Job] | None = None
+        self._receive: MemoryObjectReceiveStream[Job] | None = None
+        self._promotions: dict[tuple[str, str], Promotion] = {}
+        self._noise = random.Random(f"noise:{config.seed}")
+        self._ids = random.Random(f"status:{config.seed}")
+        self._scope: anyio.CancelScope | None = None
+
+    # --- submitting and reading ------------------------------------------------------------
+
+    def submit(
+        self, application: Application, source: Report | None, target: Stage, failure: str | None
+    ) -> Promotion:
+        """Queue an evaluation and answer its status record at once (PENDING)."""
+        if self._send is None:
+            raise RuntimeError("the engine is not running")
+        promotion = Promotion(application.id, new_id(self._ids))
+        self._promotions[(application.id, promotion.status_id)] = promotion
+        job = Job(promotion, application, source, target, self.stats.now(), failure)
+        self._send.send_nowait(job)
+        self.stats.promotions_accepted[application.id] += 1
+        self.stats.queue_depth += 1
+        self.stats.max_queue_depth = max(self.stats.max_queue_depth, self.stats.queue_depth)
+        return promotion
+
+    def promotion(self, application_id: str, status_id: str) -> Promotion | None:
+        return self._promotions.get((application_id, status_id))
+
+    def is_failing(self, application: Application) -> bool:
+        """Whether this application's evaluations always fail (a stable, seeded choice)."""
+        faults = self.config.faults
+        if application.public_id in faults.failing_apps:
+            return True
+        draw = random.Random(f"failing:{self.config.seed}:{application.id}").random()
+        return draw < faults.failing_rate
+
+    def typical_time(self, application: Application) -> float:
+        """This application's own median evaluation time, lognormal around the config's."""
+        draw = random.Random(f"eval:{self.config.seed}:{application.id}").gauss(0.0, 1.0)
+        return self.config.eval_time * math.exp(self.config.eval_sigma * draw)
+
+    def _duration(self, application: Application) -> float:
+        factor = self._noise.gauss(1.0, self.config.eval_noise)
+        return self.typical_time(application) * max(0.05, factor)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def lifecycle(self, tg: TaskGroup) -> Callable[[web.Application], AsyncIterator[None]]:
+        """An aiohttp cleanup context: workers start with the app and are cancelled with it.
+
+        The workers run in the caller's task group, so they never outlive the simulator.
+        """
+
+        async def context(_app: web.Application) -> AsyncIterator[None]:
+            await tg.start(self._run)
+            yield
+            self.stop()
+
+        return context
+
+    def stop(self) -> None:
+        """Cancel the workers; queued evaluations stay PENDING, as on a server shut down."""
+        if self._scope is not None:
+            self._scope.cancel()
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                stream.close()
+
+    async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        # The queue exists only while the engine runs, so it is always closed again.
+        self._send, self._receive = anyio.create_memory_object_stream[Job](math.inf)
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            async with anyio.create_task_group() as workers:
+                for _ in range(self.config.workers):
+                    workers.start_soon(self._worker, self._receive.clone())
+                task_status.started()
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[Job]) -> None:
+        async with receive:
+            async for job in receive:
+                await self._evaluate(job)
+
+    async def _evaluate(self, job: Job) -> None:
+        stats = self.stats
+        stats.queue_depth -= 1
+        started = stats.now()
+        stats.evaluations_started += 1
+        stats.running += 1
+        stats.max_running = max(stats.max_running, stats.running)
+        try:
+            reason = job.failure
+            if reason is None:
+                await anyio.sleep(self._duration(job.application))
+                if self.is_failing(job.application):
+                    scan = job.source.scan_id if job.source else "?"
+                    reason = f"Evaluation of scan {scan} failed: the scan could not be processed"
+        finally:
+            stats.running -= 1
+        promotion = job.promotion
+        if reason is not None:
+            promotion.state, promotion.reason = EvaluationState.FAILED, reason
+            stats.evaluations_failed += 1
+        else:
+            promotion.report = self.portfolio.add_report(
+                job.application.id, job.target, reevaluation=True
+            )
+            promotion.state = EvaluationState.COMPLETED
+            stats.evaluations_completed += 1
+        stats.evaluations.append(
+            EvaluationRecord(
+                application_id=job.application.id,
+                status_id=promotion.status_id,
+                enqueued_at=job.enqueued_at,
+                started_at=started,
+                finished_at=stats.now(),
+                outcome=promotion.state.value,
+            )
+        )
