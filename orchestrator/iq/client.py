@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import anyio
@@ -26,11 +27,20 @@ from orchestrator.iq.models import (
     ApplicationList,
     Organization,
     OrganizationList,
+    OwnerType,
     PromoteScanRequest,
     PromoteScanResponse,
     PromotionStatus,
     PurgeScanFiles,
     ReportData,
+    Repository,
+    RepositoryContainer,
+    RepositoryList,
+    RepositoryManager,
+    RepositoryManagerList,
+    RepositoryResult,
+    RepositoryResultsPage,
+    RepositoryResultsQuery,
     ScanRetentionConfig,
 )
 from orchestrator.iq.retry import Failure, RetryPolicy, parse_retry_after
@@ -304,6 +314,66 @@ class IqClient:
                 delay=round(delay, 3),
             )
             await anyio.sleep(delay)
+
+    # --- firewall: listings and repository results ----------------------------------------
+    # Used by orchestrator.firewall; paths follow the Firewall and Repository Results REST APIs.
+
+    async def repository_container(self) -> RepositoryContainer:
+        return await self._get(
+            "api/v2/firewall/repositoryContainer", RepositoryContainer, kind="firewall"
+        )
+
+    async def repository_managers(self) -> list[RepositoryManager]:
+        answer = await self._get(
+            "api/v2/firewall/repositoryManagers", RepositoryManagerList, kind="firewall"
+        )
+        return answer.repository_managers
+
+    async def repositories(self, repository_manager_id: str) -> list[Repository]:
+        answer = await self._get(
+            f"api/v2/firewall/repositories/configuration/{_segment(repository_manager_id)}",
+            RepositoryList,
+            kind="firewall",
+        )
+        return answer.repositories
+
+    async def repository_results(
+        self, owner_type: OwnerType, owner_id: str, query: RepositoryResultsQuery
+    ) -> RepositoryResultsPage:
+        """One page from the Repository Results endpoint of release 175 and later."""
+        answer = await self._send(
+            "POST",
+            f"api/experimental/repositories/{owner_type.value}/{_segment(owner_id)}"
+            "/results/details",
+            kind="repository-results",
+            json_body=query.to_wire(),
+            what=f"read the repository results of {owner_type.value} {owner_id}",
+        )
+        return _parse(RepositoryResultsPage, answer.body, "repository results")
+
+    async def legacy_repository_results(
+        self, repository_id: str, body: dict[str, object]
+    ) -> list[RepositoryResult]:
+        """One page from the per-repository endpoint of releases before 175 (a bare list)."""
+        answer = await self._send(
+            "POST",
+            f"api/experimental/repositories/{_segment(repository_id)}/results/details",
+            kind="repository-results",
+            json_body=body,
+            what=f"read the repository results of repository {repository_id}",
+        )
+        try:
+            return _RESULT_LIST.validate_json(answer.body)
+        except ValidationError as exc:
+            raise ServerError(f"unexpected answer from repository results: {_short(exc)}") from exc
+
+
+_RESULT_LIST = TypeAdapter(list[RepositoryResult])
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: a '/' or '?' in it must not reach another endpoint."""
+    return quote(value, safe="")
 
 
 def _parse(model: type[ModelT], body: bytes, kind: str) -> ModelT:
