@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from orchestrator.baseline import BaselineComparison
 from orchestrator.errors import UsageError
 from orchestrator.outputs import atomic_write_text
 from orchestrator.results import Outcome, PromotionResult, ResultModel
@@ -46,6 +47,9 @@ class RunReport(ResultModel):
     dry_run: bool = False
     summary: Summary
     results: list[PromotionResult]
+    baseline: BaselineComparison | None = Field(
+        default=None, description="Changes since an earlier run, when one was compared."
+    )
 
     @property
     def succeeded(self) -> bool:
