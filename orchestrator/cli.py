@@ -57,7 +57,7 @@ def guarded(action: Callable[[], int]) -> NoReturn:
     sys.exit(code)
 
 
-class ConcurrencyType(click.ParamType):
+class ConcurrencyType(click.ParamType):  # type: ignore[type-arg]
     name = "N|auto"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:

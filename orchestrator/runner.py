@@ -80,11 +80,14 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
         if journal is not None and resume is None:
             journal.begin(config.manifest_path, config.manifest_digest, started)
         clock = time.monotonic()
-        async with anyio.create_task_group() as tg:
-            if config.handle_signals:
-                tg.start_soon(watch_signals, control, config.grace)
-            results, server_url = await _execute(config, control, journal, resume)
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                if config.handle_signals:
+                    tg.start_soon(watch_signals, control, config.grace)
+                results, server_url = await _execute(config, control, journal, resume)
+                tg.cancel_scope.cancel()
+        except ExceptionGroup as group:
+            raise _sole(group) from None
         if journal is not None:
             journal.end(results)
     elapsed = time.monotonic() - clock
@@ -160,6 +163,17 @@ async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeS
             "'withReports' (needs the System Administrator role).",
         )
     return retention
+
+
+def _sole(group: ExceptionGroup[Exception]) -> Exception:
+    """The one error inside ``group`` when there is only one, so that callers see the
+    :class:`~orchestrator.errors.IqPromoteError` (and its exit code) rather than a group."""
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, ExceptionGroup):
+            return inner
+        group = inner
+    return group
 
 
 def _dry_run(plan: Plan) -> list[PromotionResult]:

@@ -206,8 +206,10 @@ class Scheduler:
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
             except UnreachableError as exc:
                 self.control.stop_submitting("server unavailable", outcome=Outcome.ERROR)
+                # Accepted promotions stay resumable: their status URL is in the journal.
+                outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
                 return self._finish(
-                    target, step, self._from(tracked, Outcome.ERROR, f"server unavailable: {exc}")
+                    target, step, self._from(tracked, outcome, f"server unavailable: {exc}")
                 )
             except NotFoundError as exc:
                 reason = self._not_found_reason(tracked, exc)

@@ -1,0 +1,1 @@
+"""Benchmarks of iq-promote against the simulator in its own process."""

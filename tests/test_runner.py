@@ -1,0 +1,261 @@
+"""Whole runs against the real simulator: manifest in, report out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import jsonschema
+import pytest
+from structlog.testing import capture_logs
+
+from orchestrator.errors import AuthError
+from orchestrator.iq.client import ClientSettings, Credentials
+from orchestrator.iq.retry import RetryPolicy
+from orchestrator.journal import manifest_digest
+from orchestrator.manifest import parse_manifest
+from orchestrator.poller import BackoffSchedule
+from orchestrator.report import RunReport
+from orchestrator.results import Outcome
+from orchestrator.runner import RunConfig, run
+from orchestrator.simulator import FaultConfig, Simulator
+
+SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
+FAST_POLLS = BackoffSchedule(initial=0.02, factor=1.5, cap=0.2)
+
+
+def config_for(
+    sim: Simulator,
+    manifest_text: str,
+    *,
+    password: str = "admin123",  # noqa: S107 - the simulator's default
+    **overrides: Any,
+) -> RunConfig:
+    manifest = parse_manifest(manifest_text, source="test.yaml", env={})
+    fields: dict[str, Any] = {
+        "manifest": manifest,
+        "manifest_path": "test.yaml",
+        "manifest_digest": manifest_digest(manifest_text),
+        "client": ClientSettings(
+            base_url=sim.base_url,
+            credentials=Credentials("admin", password),
+            retry=RetryPolicy(backoff_base=0.02, backoff_cap=0.2),
+        ),
+        "concurrency": 4,
+        "promotion_timeout": 30.0,
+        "handle_signals": False,
+        "strategy": FAST_POLLS,
+    }
+    fields.update(overrides)
+    return RunConfig(**fields)
+
+
+def manifest(*entries: str, concurrency: int = 4) -> str:
+    return f"version: 1\nconcurrency: {concurrency}\npromotions:\n" + "".join(entries)
+
+
+def entry(apps: list[str], *transitions: str) -> str:
+    lines = f"  - applications: [{', '.join(apps)}]\n    transitions:\n"
+    return lines + "".join(f"      - {t}\n" for t in transitions)
+
+
+@pytest.fixture
+async def portfolio(simulator: Simulator) -> list[str]:
+    """Public ids of the default simulator's applications."""
+    return [app.public_id for app in simulator.portfolio.applications][:6]
+
+
+@pytest.mark.anyio
+async def test_chains_complete_in_order_with_absolute_links(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(
+        entry(
+            portfolio[:3], "{from: build, to: stage-release}", "{from: stage-release, to: release}"
+        )
+    )
+    with anyio.fail_after(30):
+        report = await run(config_for(simulator, text))
+    assert report.summary.by_status[Outcome.COMPLETED] == 6
+    assert report.succeeded
+    assert [(r.public_id, r.transition_index) for r in report.results] == [
+        (pid, i) for pid in portfolio[:3] for i in (0, 1)
+    ]
+    for result in report.results:
+        assert result.report_html_url
+        assert result.report_html_url.startswith(simulator.base_url)
+        assert result.report_data_url
+        assert result.status_url
+        assert result.attempts == 1
+        assert result.polls >= 1
+        assert result.submitted_at
+        assert result.finished_at
+        assert result.duration_seconds is not None
+
+
+@pytest.mark.anyio
+async def test_unknown_application_is_an_error_and_the_rest_run(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(entry([portfolio[0], "no-such-app"], "{from: build, to: build}"))
+    with anyio.fail_after(30):
+        report = await run(config_for(simulator, text))
+    by_id = {r.public_id: r for r in report.results}
+    assert by_id[portfolio[0]].status is Outcome.COMPLETED
+    assert by_id["no-such-app"].status is Outcome.ERROR
+    assert "not known" in (by_id["no-such-app"].reason or "")
+    assert not report.succeeded
+
+
+@pytest.mark.anyio
+async def test_failed_evaluation_skips_the_rest_of_its_chain(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with simulator_factory(
+        faults=FaultConfig(failing_apps=("doomed-app",)), extra_applications=(("doomed-app", None),)
+    ) as sim:
+        healthy = sim.portfolio.applications[0].public_id
+        text = manifest(
+            entry(
+                ["doomed-app", healthy],
+                "{from: build, to: stage-release}",
+                "{from: stage-release, to: release}",
+            )
+        )
+        with anyio.fail_after(30):
+            report = await run(config_for(sim, text))
+    statuses = [(r.public_id, r.status) for r in report.results]
+    assert statuses == [
+        ("doomed-app", Outcome.FAILED),
+        ("doomed-app", Outcome.SKIPPED),
+        (healthy, Outcome.COMPLETED),
+        (healthy, Outcome.COMPLETED),
+    ]
+    failed, skipped = report.results[0], report.results[1]
+    assert failed.reason
+    assert skipped.reason
+    assert "ended FAILED" in skipped.reason
+
+
+@pytest.mark.anyio
+async def test_slow_evaluation_times_out(simulator_factory: SimulatorFactory) -> None:
+    async with simulator_factory(eval_time=30.0) as sim:
+        pid = sim.portfolio.applications[0].public_id
+        text = manifest(entry([pid], "{from: build, to: build}"))
+        with anyio.fail_after(30):
+            report = await run(config_for(sim, text, promotion_timeout=0.5))
+    (result,) = report.results
+    assert result.status is Outcome.TIMED_OUT
+    assert result.status_url
+    assert result.polls >= 1
+
+
+@pytest.mark.anyio
+async def test_throttling_and_server_errors_are_retried_without_losing_anything(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    faults = FaultConfig(fail_rate=0.15, drop_rate=0.05, throttle_queue_depth=2, retry_after=0.05)
+    async with simulator_factory(faults=faults, workers=2, seed=7) as sim:
+        pids = [a.public_id for a in sim.portfolio.applications[:12]]
+        text = manifest(entry(pids, "{from: build, to: build}"), concurrency=8)
+        with anyio.fail_after(60):
+            report = await run(config_for(sim, text, concurrency=8))
+        accepted = dict(sim.stats.promotions_accepted)
+    assert report.summary.by_status[Outcome.COMPLETED] == 12
+    assert sum(r.attempts for r in report.results) > 12  # some POSTs were retried
+    assert all(count == 1 for count in accepted.values())  # but none evaluated twice
+    assert len(accepted) == 12
+
+
+@pytest.mark.anyio
+async def test_wrong_credentials_stop_before_any_promotion(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(entry(portfolio[:2], "{from: build, to: build}"))
+    with anyio.fail_after(30), pytest.raises(AuthError, match="401"):
+        await run(config_for(simulator, text, password="wrong-password"))
+    assert not simulator.stats.promotions_accepted
+
+
+@pytest.mark.anyio
+async def test_works_behind_a_context_path(simulator_factory: SimulatorFactory) -> None:
+    async with simulator_factory(context_path="/iq") as sim:
+        assert sim.base_url.endswith("/iq/")
+        pid = sim.portfolio.applications[0].public_id
+        text = manifest(entry([pid], "{from: build, to: release}"))
+        with anyio.fail_after(30):
+            report = await run(config_for(sim, text))
+    (result,) = report.results
+    assert result.status is Outcome.COMPLETED
+    assert result.status_url
+    assert "/iq/api/v2/evaluation/" in result.status_url
+    assert result.report_html_url
+    assert "/iq/ui/links/" in result.report_html_url
+
+
+@pytest.mark.anyio
+async def test_concurrency_bounds_evaluations_and_one_app_runs_one_at_a_time(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with simulator_factory(workers=16, eval_time=0.05) as sim:
+        pids = [a.public_id for a in sim.portfolio.applications[:10]]
+        text = manifest(
+            entry(pids, "{from: build, to: build}"),
+            entry(pids[:3], "{from: release, to: release}"),
+            concurrency=3,
+        )
+        with anyio.fail_after(60):
+            report = await run(config_for(sim, text, concurrency=3))
+        records = list(sim.stats.evaluations)
+        max_running = sim.stats.max_running
+    assert report.succeeded
+    assert max_running <= 3
+    by_app: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        by_app.setdefault(record.application_id, []).append(
+            (record.enqueued_at, record.finished_at)
+        )
+    for spans in by_app.values():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end
+
+
+@pytest.mark.anyio
+async def test_dry_run_sends_no_promotion(simulator: Simulator, portfolio: list[str]) -> None:
+    text = manifest(entry(portfolio[:3], "{from: build, to: build}"))
+    report = await run(config_for(simulator, text, dry_run=True))
+    assert report.dry_run
+    assert {r.status for r in report.results} == {Outcome.SKIPPED}
+    assert not simulator.stats.promotions_accepted
+
+
+@pytest.mark.anyio
+async def test_report_validates_against_its_schema_and_the_logs_hold_no_secret(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(
+        entry(portfolio[:2], "{from: build, to: build}"),
+        entry(["ghost"], "{from: build, to: build}"),
+    )
+    with capture_logs() as events, anyio.fail_after(30):
+        report = await run(config_for(simulator, text))
+    document = json.loads(report.to_json())
+    jsonschema.validate(document, RunReport.json_schema())
+    completed = [e for e in events if e["event"] == "promotion.completed"]
+    assert {e["publicId"] for e in completed} == set(portfolio[:2])
+    assert all(e["attempt"] == 1 for e in completed)
+    assert "admin123" not in json.dumps(events, default=str)
+    assert "admin123" not in report.to_json()
+
+
+def test_committed_report_schema_is_current() -> None:
+    committed = Path(__file__).parent.parent / "docs" / "schema" / "report.schema.json"
+    assert json.loads(committed.read_text()) == RunReport.json_schema(), (
+        "regenerate with: iq-promote schema report > docs/schema/report.schema.json"
+    )
