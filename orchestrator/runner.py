@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -36,6 +36,7 @@ from orchestrator.scheduler import (
     unresolved_result,
 )
 from orchestrator.shutdown import watch_signals
+from orchestrator.timing import LearnedSchedule, longest_first
 
 log = structlog.get_logger("orchestrator.runner")
 
@@ -60,7 +61,9 @@ class RunConfig:
     grace: float = 30.0
     server_down_timeout: float = 300.0
     handle_signals: bool = True
-    strategy: PollStrategy = field(default_factory=BackoffSchedule)
+    strategy: PollStrategy | None = None
+    """When to poll; by default a :class:`~orchestrator.timing.LearnedSchedule` that learns
+    from this run and from the evaluation times the journal kept of earlier ones."""
 
 
 async def run(config: RunConfig, *, control: RunControl | None = None) -> RunReport:
@@ -125,13 +128,17 @@ async def _execute(
         if config.dry_run:
             return _dry_run(plan), str(client.base_url)
         retention = await _check_retention(client, plan, config.ensure_scan_retention)
+        strategy = config.strategy or _learned_schedule(config.manifest, journal)
+        order = None
+        if isinstance(strategy, LearnedSchedule):
+            order = longest_first(plan.work, strategy)
         listeners: list[Listener] = [journal] if journal is not None else []
         if adaptive is not None:
             listeners.append(adaptive)
         scheduler = Scheduler(
             plan,
             client,
-            config.strategy,
+            strategy,
             options=RunOptions(
                 concurrency=int(limiter.total_tokens),
                 promotion_timeout=config.promotion_timeout,
@@ -142,7 +149,17 @@ async def _execute(
             prior=resume.prior if resume else None,
             limiter=limiter,
         )
-        return await scheduler.run(), str(client.base_url)
+        return await scheduler.run(order), str(client.base_url)
+
+
+def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSchedule:
+    """Polling that starts from the manifest's intervals and improves on them with what
+    this run and earlier ones (if the state directory has any) tell of evaluation times."""
+    polling = manifest.polling
+    return LearnedSchedule(
+        history=journal.evaluation_history() if journal is not None else {},
+        fallback=BackoffSchedule(initial=polling.initial_interval, cap=polling.max_interval),
+    )
 
 
 async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeScanFiles | None:
