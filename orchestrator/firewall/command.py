@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
 
 import anyio
 import click
@@ -23,7 +22,7 @@ import structlog
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from orchestrator.errors import IqPromoteError, UsageError
+from orchestrator.cli_support import client_settings, guarded, log_options, server_options
 from orchestrator.firewall.inventory import FirewallInventory, inventory_table, read_inventory
 from orchestrator.firewall.query import (
     DEFAULT_PAGE_SIZE,
@@ -39,83 +38,11 @@ from orchestrator.firewall.results import (
     walk_pages,
 )
 from orchestrator.firewall.writers import OutputFormat, open_rows
-from orchestrator.iq.client import ClientSettings, Credentials, IqClient
+from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import OwnerType
-from orchestrator.logs import SCRUBBER, LogFormat, configure_logging
+from orchestrator.logs import LogFormat, configure_logging
 
 log = structlog.get_logger("orchestrator.firewall")
-
-EXIT_INTERNAL = 70
-
-
-def _guarded(action: Callable[[], int]) -> NoReturn:
-    """Known errors become their exit codes with a one-line message; anything else is a bug."""
-    try:
-        code = action()
-    except IqPromoteError as exc:
-        click.echo(f"iq-promote: error: {SCRUBBER.scrub(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
-    except Exception as exc:
-        log.exception("internal.error", error=SCRUBBER.scrub(repr(exc)))
-        click.echo("iq-promote: internal error (a bug): see the log above", err=True)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(code)
-
-
-def client_settings(
-    server_url: str | None, username: str | None, ca_bundle: Path | None
-) -> ClientSettings:
-    """A value comes from the option, else the environment; the password only from the
-    environment (IQ_PASSWORD), never from a command line that ``ps`` shows."""
-    url = server_url or os.environ.get("IQ_SERVER_URL")
-    if not url:
-        raise UsageError("no server URL: give --server-url or set IQ_SERVER_URL")
-    user = username or os.environ.get("IQ_USERNAME")
-    password = os.environ.get("IQ_PASSWORD")
-    if not user or not password:
-        raise UsageError(
-            "no credentials: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
-        )
-    SCRUBBER.add(password)
-    try:
-        return ClientSettings(
-            base_url=url,
-            credentials=Credentials(user, password),
-            ca_bundle=str(ca_bundle) if ca_bundle else None,
-        )
-    except ValueError as exc:
-        raise UsageError(f"server URL: {exc}") from exc
-
-
-_COMMON_OPTIONS = [
-    click.option("--server-url", help="IQ Server URL (else IQ_SERVER_URL)."),
-    click.option("--username", help="IQ user (else IQ_USERNAME); the password is IQ_PASSWORD."),
-    click.option(
-        "--ca-bundle",
-        type=click.Path(path_type=Path, dir_okay=False, exists=True),
-        help="PEM file of the CA that signed the server's certificate.",
-    ),
-    click.option(
-        "--log-format",
-        type=click.Choice(["auto", "json", "console"]),
-        default="auto",
-        show_default=True,
-        help="JSON lines, or console text; auto picks console on a terminal.",
-    ),
-    click.option(
-        "--log-level",
-        type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info",
-        show_default=True,
-    ),
-]
-
-
-def _with_common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_COMMON_OPTIONS):
-        func = option(func)
-    return func
-
 
 # --- repository-results ----------------------------------------------------------------------
 
@@ -259,7 +186,8 @@ async def export_results(
     show_default=True,
     help="Endpoint generation: current (175+), legacy (before 175), or auto-detect.",
 )
-@_with_common_options
+@server_options
+@log_options
 def repository_results(
     owner_type: str,
     owner_id: str | None,
@@ -298,7 +226,7 @@ def repository_results(
             ),
             api=ApiChoice(api),
         )
-        settings = client_settings(server_url, username, ca_bundle)
+        settings = client_settings(server_url, username, ca_bundle=ca_bundle)
         target = None if output is None or str(output) == "-" else output
         show = sys.stderr.isatty() and (target is not None or not sys.stdout.isatty())
         started = time.monotonic()
@@ -330,7 +258,7 @@ def repository_results(
         )
         return 0
 
-    _guarded(body)
+    guarded(body)
 
 
 def _silence_stdout() -> None:
@@ -349,7 +277,8 @@ def _silence_stdout() -> None:
 
 @click.command("repositories")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default off a terminal).")
-@_with_common_options
+@server_options
+@log_options
 def repositories(
     as_json: bool,
     server_url: str | None,
@@ -362,7 +291,7 @@ def repositories(
     configure_logging(level=log_level, fmt=log_format)
 
     def body() -> int:
-        settings = client_settings(server_url, username, ca_bundle)
+        settings = client_settings(server_url, username, ca_bundle=ca_bundle)
 
         async def read() -> FirewallInventory:
             async with IqClient(settings) as client:
@@ -375,4 +304,4 @@ def repositories(
             Console().print(inventory_table(inventory))
         return 0
 
-    _guarded(body)
+    guarded(body)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 
+from orchestrator.errors import UsageError
 from orchestrator.outputs import atomic_write_text
 from orchestrator.render.html import render_html
 from orchestrator.render.junit import render_junit
@@ -61,6 +62,20 @@ def _render(name: str, report: RunReport, path: Path) -> str:
     return RENDERERS[name](report)
 
 
+def check_output_paths(outputs: RenderOutputs, inputs: Mapping[str, Path]) -> None:
+    """Refuse, before any work, to overwrite an input (named by its option, e.g. --report)
+    or to write two formats to one file."""
+    taken = {path.resolve(): name for name, path in inputs.items()}
+    seen: dict[Path, str] = {}
+    for name, path in outputs.items():
+        where = path.resolve()
+        if where in taken:
+            raise UsageError(f"--{name} {path} would overwrite {taken[where]}; choose another path")
+        if where in seen:
+            raise UsageError(f"--{name} and --{seen[where]} both write {path}; choose two paths")
+        seen[where] = name
+
+
 def write_outputs(report: RunReport, outputs: RenderOutputs) -> list[Path]:
     """Render ``report`` into every path ``outputs`` names, each written atomically; returns
     the paths written."""
@@ -75,6 +90,7 @@ __all__ = [
     "RENDERERS",
     "RenderOutputs",
     "Renderer",
+    "check_output_paths",
     "render_html",
     "render_junit",
     "render_markdown",

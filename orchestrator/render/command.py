@@ -3,40 +3,16 @@ optionally compared with an earlier report. It needs no server and no manifest."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from orchestrator.baseline import compare
-from orchestrator.errors import IqPromoteError, UsageError
-from orchestrator.render import RenderOutputs, write_outputs
+from orchestrator.cli_support import guarded
+from orchestrator.render import RenderOutputs, check_output_paths, write_outputs
 from orchestrator.report import load_report
 
 _OUTPUT = click.Path(path_type=Path, dir_okay=False)
-
-
-def _fail(exc: IqPromoteError) -> NoReturn:
-    click.echo(f"iq-promote: error: {exc}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _check_paths(report_path: Path, baseline_path: Path | None, outputs: RenderOutputs) -> None:
-    """Refuse to overwrite an input, or to write two formats to one file."""
-    inputs = {report_path.resolve(): "REPORT"}
-    if baseline_path is not None:
-        inputs[baseline_path.resolve()] = "--baseline"
-    seen: dict[Path, str] = {}
-    for name, path in outputs.items():
-        where = path.resolve()
-        if where in inputs:
-            raise UsageError(
-                f"--{name} {path} would overwrite {inputs[where]}; choose another path"
-            )
-        if where in seen:
-            raise UsageError(f"--{name} and --{seen[where]} both write {path}; choose two paths")
-        seen[where] = name
 
 
 @click.command("render")
@@ -73,8 +49,12 @@ def render(
         raise click.UsageError(
             "nothing to render: give at least one of --junit, --markdown, --metrics, --html"
         )
-    try:
-        _check_paths(report_path, baseline_path, outputs)
+
+    def body() -> int:
+        inputs = {"REPORT": report_path}
+        if baseline_path is not None:
+            inputs["--baseline"] = baseline_path
+        check_output_paths(outputs, inputs)
         report = load_report(report_path)
         if baseline_path is not None:
             previous = load_report(baseline_path)
@@ -83,5 +63,6 @@ def render(
             )
         for path in write_outputs(report, outputs):
             click.echo(f"wrote {path}")
-    except IqPromoteError as exc:
-        _fail(exc)
+        return 0
+
+    guarded(body)
