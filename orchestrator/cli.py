@@ -8,25 +8,38 @@ manifest error; 3 server unreachable or credentials refused; 75 the state direct
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import click
 import structlog
+from rich.console import Console
 
-from orchestrator.errors import IqPromoteError, UsageError
+from orchestrator.baseline import compare
+from orchestrator.cli_support import (
+    client_settings,
+    fail,
+    guarded,
+    log_options,
+    server_options,
+)
+from orchestrator.errors import UsageError, sole_error
+from orchestrator.firewall import repositories, repository_results
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.journal import manifest_digest
-from orchestrator.logs import SCRUBBER, LogFormat, configure_logging
+from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.manifest import Manifest, load_manifest
 from orchestrator.plan import Plan, resolve_plan, transition_label
-from orchestrator.report import RunReport, write_report
+from orchestrator.policy import Threshold, gate
+from orchestrator.progress import ProgressTracker, log_progress, show_progress
+from orchestrator.render import RenderOutputs, check_output_paths, write_outputs
+from orchestrator.render.command import render
+from orchestrator.render.console import summary_renderable
+from orchestrator.report import RunReport, load_report, write_report
 from orchestrator.runner import RunConfig, run
 from orchestrator.scheduler import RunControl
 from orchestrator.simulator import Simulator, SimulatorConfig
@@ -34,27 +47,9 @@ from orchestrator.simulator.command import simulate
 
 log = structlog.get_logger("orchestrator.cli")
 
-EXIT_INTERNAL = 70
 DEFAULT_CONCURRENCY = 20
-
-
-def fail(exc: IqPromoteError) -> NoReturn:
-    """Print an error the user can act on and exit with its code: the one place that maps."""
-    click.echo(f"iq-promote: error: {SCRUBBER.scrub(str(exc))}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def guarded(action: Callable[[], int]) -> NoReturn:
-    """Run a command body; known errors become their exit codes, anything else code 70."""
-    try:
-        code = action()
-    except IqPromoteError as exc:
-        fail(exc)
-    except Exception as exc:
-        log.exception("internal.error", error=SCRUBBER.scrub(repr(exc)))
-        click.echo("iq-promote: internal error (a bug): see the log above", err=True)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(code)
+SIMULATED = Credentials("admin", "admin123")
+"""The embedded simulator's default account."""
 
 
 class ConcurrencyType(click.ParamType):  # type: ignore[type-arg]
@@ -72,36 +67,14 @@ class ConcurrencyType(click.ParamType):  # type: ignore[type-arg]
         return number
 
 
-log_options = [
-    click.option(
-        "--log-format",
-        type=click.Choice(["auto", "json", "console"]),
-        default="auto",
-        show_default=True,
-        help="JSON lines, or console text; auto picks console on a terminal.",
-    ),
-    click.option(
-        "--log-level",
-        type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info",
-        show_default=True,
-    ),
-]
-
-
-def with_log_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(log_options):
-        func = option(func)
-    return func
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="iq-promote")
 def main() -> None:
     """Promote and re-evaluate application scans on Sonatype IQ Server, in bulk."""
 
 
-main.add_command(simulate)
+for command in (simulate, render, repository_results, repositories):
+    main.add_command(command)
 
 
 @contextmanager
@@ -115,35 +88,23 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _read_manifest(path: Path) -> Manifest:
-    return load_manifest(path)
-
-
-def _client_settings(
-    manifest: Manifest, server_url: str | None, username: str | None
-) -> ClientSettings:
-    """A value comes from the option, else the environment, else the manifest."""
-    server = manifest.server
-    url = server_url or os.environ.get("IQ_SERVER_URL") or (server.url if server else None)
-    if not url:
-        raise UsageError("no server URL: give --server-url, set IQ_SERVER_URL, or set server.url")
-    user = username or os.environ.get("IQ_USERNAME") or (server.username if server else None)
-    password = os.environ.get("IQ_PASSWORD") or (server.password if server else None)
-    if not user or not password:
-        raise UsageError(
-            "no credentials: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
-        )
-    SCRUBBER.add(password)
-    try:
-        return ClientSettings(
-            base_url=url,
-            credentials=Credentials(user, password),
-            verify_tls=server.verify_tls if server else True,
-            ca_bundle=server.ca_bundle if server else None,
-            request_timeout=server.timeout_seconds if server else 60.0,
-        )
-    except ValueError as exc:
-        raise UsageError(f"server URL: {exc}") from exc
+@asynccontextmanager
+async def _connection(
+    manifest: Manifest,
+    *,
+    simulate: bool,
+    server_url: str | None,
+    username: str | None,
+    ca_bundle: Path | None,
+) -> AsyncIterator[ClientSettings]:
+    """Where to connect: the embedded simulator (seeded from the manifest, for as long as the
+    block runs) or the server the options, environment or manifest name."""
+    if simulate:
+        async with Simulator(_simulator_config(manifest), port=0) as sim:
+            log.info("simulator.started", url=sim.base_url)
+            yield ClientSettings(sim.base_url, SIMULATED)
+        return
+    yield client_settings(server_url, username, ca_bundle=ca_bundle, server=manifest.server)
 
 
 def _simulator_config(manifest: Manifest) -> SimulatorConfig:
@@ -165,15 +126,17 @@ def _simulator_config(manifest: Manifest) -> SimulatorConfig:
     )
 
 
+_OUTPUT = click.Path(path_type=Path, dir_okay=False)
+
+
 @main.command("run")
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=Path))
-@click.option("--server-url", help="IQ Server URL (else IQ_SERVER_URL, else the manifest).")
-@click.option("--username", help="IQ user (else IQ_USERNAME); the password comes from IQ_PASSWORD.")
+@server_options
 @click.option("--concurrency", type=ConcurrencyType(), help="Most evaluations outstanding at once.")
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=_OUTPUT,
     help="Where to write the JSON report [default: reports/<manifest name>.json].",
 )
 @click.option(
@@ -206,11 +169,43 @@ def _simulator_config(manifest: Manifest) -> SimulatorConfig:
     show_default=True,
     help="Seconds the server may stay away before the run gives up on it.",
 )
-@with_log_options
+@click.option(
+    "--fetch-results/--no-fetch-results",
+    default=None,
+    help="Count each new report's violations by threat band "
+    "[default: for re-evaluations, and for every promotion with --fail-on].",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "severe"]),
+    help="Exit 1 when a completed promotion's report has a violation this severe or worse.",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    metavar="PREVIOUS_REPORT",
+    help="Compare with this report [default: the previous run of the manifest in the state dir].",
+)
+@click.option("--no-baseline", is_flag=True, help="Compare with nothing.")
+@click.option("--junit", type=_OUTPUT, metavar="PATH", help="Also write JUnit XML.")
+@click.option("--markdown", type=_OUTPUT, metavar="PATH", help="Also write a Markdown summary.")
+@click.option("--metrics", type=_OUTPUT, metavar="PATH", help="Also write Prometheus metrics.")
+@click.option("--html", type=_OUTPUT, metavar="PATH", help="Also write an HTML report.")
+@click.option(
+    "--progress-interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between run.progress events when not on a terminal.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings, errors and the exit code.")
+@log_options
 def run_command(
     manifest_path: Path,
     server_url: str | None,
     username: str | None,
+    ca_bundle: Path | None,
     concurrency: int | str | None,
     report_path: Path | None,
     state_dir: Path | None,
@@ -221,54 +216,123 @@ def run_command(
     promotion_timeout: float | None,
     grace: float,
     server_down_timeout: float,
+    fetch_results: bool | None,
+    fail_on: Threshold | None,
+    baseline_path: Path | None,
+    no_baseline: bool,
+    junit: Path | None,
+    markdown: Path | None,
+    metrics: Path | None,
+    html: Path | None,
+    progress_interval: float,
+    quiet: bool,
     log_format: LogFormat,
     log_level: str,
 ) -> None:
     """Promote or re-evaluate every application the MANIFEST names, and write a report."""
-    configure_logging(level=log_level, fmt=log_format)
+    configure_logging(level="warning" if quiet else log_level, fmt=log_format)
+    outputs = RenderOutputs(junit=junit, markdown=markdown, metrics=metrics, html=html)
 
     def body() -> int:
-        manifest = _read_manifest(manifest_path)
+        manifest = load_manifest(manifest_path)
         report_file = report_path or Path("reports") / f"{manifest_path.stem}.json"
+        inputs = {"--report": report_file} | (
+            {"--baseline": baseline_path} if baseline_path else {}
+        )
+        check_output_paths(outputs, inputs)
+        states = state_dir or report_file.parent / ".iq-promote-state"
+        kept = states / "reports" / f"{manifest_path.stem}.json"
+        baseline = None if no_baseline else _baseline(baseline_path, kept)
         bound = concurrency or manifest.concurrency or DEFAULT_CONCURRENCY
-        control = RunControl()
+        digest = manifest_digest(manifest_path.read_text(encoding="utf-8"))
+        tracker = ProgressTracker()
+        console = Console(stderr=True)
+        live = console.is_terminal and not quiet and log_format != "json"
 
-        def config(settings: ClientSettings) -> RunConfig:
-            return RunConfig(
-                manifest=manifest,
-                manifest_path=str(manifest_path),
-                manifest_digest=manifest_digest(manifest_path.read_text(encoding="utf-8")),
-                client=settings,
-                concurrency="auto" if bound == "auto" else int(bound),
-                promotion_timeout=promotion_timeout or manifest.promotion_timeout,
-                state_dir=state_dir or report_file.parent / ".iq-promote-state",
-                resume=resume,
-                dry_run=dry_run,
-                ensure_scan_retention=ensure_scan_retention,
-                grace=grace,
-                server_down_timeout=server_down_timeout,
-            )
+        async def execute() -> tuple[RunReport, RunControl]:
+            control = RunControl()  # its cancel scope belongs to this event loop
+            async with _connection(
+                manifest,
+                simulate=simulate,
+                server_url=server_url,
+                username=username,
+                ca_bundle=ca_bundle,
+            ) as settings:
+                config = RunConfig(
+                    manifest=manifest,
+                    manifest_path=str(manifest_path),
+                    manifest_digest=digest,
+                    client=settings,
+                    concurrency="auto" if bound == "auto" else int(bound),
+                    promotion_timeout=promotion_timeout or manifest.promotion_timeout,
+                    state_dir=states,
+                    resume=resume,
+                    dry_run=dry_run,
+                    ensure_scan_retention=ensure_scan_retention,
+                    grace=grace,
+                    server_down_timeout=server_down_timeout,
+                    fetch_results=True if fetch_results is None and fail_on else fetch_results,
+                    progress=tracker,
+                )
+                try:
+                    async with anyio.create_task_group() as tg:
+                        if live:
+                            tg.start_soon(show_progress, tracker, console)
+                        elif not quiet:
+                            tg.start_soon(log_progress, tracker, progress_interval)
+                        report = await run(config, control=control)
+                        tg.cancel_scope.cancel()
+                except ExceptionGroup as group:
+                    raise sole_error(group) from None
+                return report, control
 
-        async def execute() -> RunReport:
-            if simulate:
-                async with Simulator(_simulator_config(manifest), port=0) as sim:
-                    log.info("simulator.started", url=sim.base_url)
-                    settings = ClientSettings(sim.base_url, Credentials("admin", "admin123"))
-                    return await run(config(settings), control=control)
-            settings = _client_settings(manifest, server_url, username)
-            return await run(config(settings), control=control)
-
-        report = anyio.run(execute)
+        report, control = anyio.run(execute)
+        if baseline is not None:
+            report = report.model_copy(update={"baseline": compare(report, *baseline)})
+        if fail_on is not None:
+            report = report.model_copy(update={"policy_gate": gate(report.results, fail_on)})
         with _signals_ignored():
             write_report(report, report_file)
-        log.info("run.summary", report=str(report_file), **report.summary_fields())
+            write_outputs(report, outputs)
+            if not report.dry_run:
+                write_report(report, kept)
+        log.info("run.summary", report=str(report_file), **_summary_fields(report))
+        if live:
+            console.print(summary_renderable(report))
         if control.fatal is not None:
             fail(control.fatal)
         if control.signal is not None:
             return 128 + control.signal
-        return 0 if report.succeeded else 1
+        passed = report.policy_gate is None or not report.policy_gate.failed
+        return 0 if report.succeeded and passed else 1
 
     guarded(body)
+
+
+def _baseline(given: Path | None, kept: Path) -> tuple[RunReport, str] | None:
+    """The report to compare with, read before the run so that a bad one costs nothing: the
+    one given, else the previous run's copy in the state directory, if there is one."""
+    if given is not None:
+        return load_report(given), str(given)
+    if not kept.exists():
+        return None
+    try:
+        return load_report(kept), str(kept)
+    except UsageError as exc:
+        log.warning("baseline.unreadable", path=str(kept), error=str(exc))
+        return None
+
+
+def _summary_fields(report: RunReport) -> dict[str, Any]:
+    """``run.summary``: the report's summary, with the gate and the changes since the baseline."""
+    fields = report.summary_fields()
+    if report.policy_gate is not None:
+        fields["policyGate"] = report.policy_gate.model_dump(mode="json", by_alias=True)
+    if report.baseline is not None:
+        fields["baseline"] = report.baseline.counts.model_dump(mode="json", by_alias=True)
+    if report.firewall_error is not None:
+        fields["firewallError"] = report.firewall_error
+    return fields
 
 
 @main.command()
@@ -277,7 +341,7 @@ def validate(manifest_path: Path) -> None:
     """Check MANIFEST without touching the network."""
 
     def body() -> int:
-        manifest = _read_manifest(manifest_path)
+        manifest = load_manifest(manifest_path)
         steps = sum(len(e.transitions) for e in manifest.promotions)
         click.echo(
             f"{manifest_path}: valid: {len(manifest.promotions)} entries, "
@@ -290,15 +354,15 @@ def validate(manifest_path: Path) -> None:
 
 @main.command("plan")
 @click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=Path))
-@click.option("--server-url")
-@click.option("--username")
+@server_options
 @click.option("--simulate", is_flag=True, help="Resolve against the embedded simulator.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@with_log_options
+@log_options
 def plan_command(
     manifest_path: Path,
     server_url: str | None,
     username: str | None,
+    ca_bundle: Path | None,
     simulate: bool,
     as_json: bool,
     log_format: LogFormat,
@@ -308,16 +372,19 @@ def plan_command(
     configure_logging(level=log_level, fmt=log_format)
 
     def body() -> int:
-        manifest = _read_manifest(manifest_path)
+        manifest = load_manifest(manifest_path)
 
         async def resolve() -> Plan:
-            if simulate:
-                async with Simulator(_simulator_config(manifest), port=0) as sim:
-                    creds = Credentials("admin", "admin123")
-                    async with IqClient(ClientSettings(sim.base_url, creds)) as client:
-                        return await resolve_plan(manifest, client)
-            settings = _client_settings(manifest, server_url, username)
-            async with IqClient(settings) as client:
+            async with (
+                _connection(
+                    manifest,
+                    simulate=simulate,
+                    server_url=server_url,
+                    username=username,
+                    ca_bundle=ca_bundle,
+                ) as settings,
+                IqClient(settings) as client,
+            ):
                 return await resolve_plan(manifest, client)
 
         plan = anyio.run(resolve)

@@ -83,3 +83,14 @@ class LockedError(IqPromoteError):
     """Another run holds the state directory; wait for it, or use another --state-dir."""
 
     exit_code = 75
+
+
+def sole_error(group: ExceptionGroup[Exception]) -> Exception:
+    """The one error inside ``group`` when there is only one, so that callers see the
+    :class:`~orchestrator.errors.IqPromoteError` (and its exit code) rather than a group."""
+    while len(group.exceptions) == 1:
+        inner = group.exceptions[0]
+        if not isinstance(inner, ExceptionGroup):
+            return inner
+        group = inner
+    return group

@@ -185,7 +185,8 @@ class Journal:
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
             "attempts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET status_url = excluded.status_url, "
-            "attempts = excluded.attempts, submitted_at = excluded.submitted_at",
+            "attempts = excluded.attempts, "
+            "submitted_at = COALESCE(steps.submitted_at, excluded.submitted_at)",
             (self._run(), *key, status_url, attempts, datetime.now(UTC).isoformat()),
         )
 

@@ -6,10 +6,11 @@ into a message, an exception or a URL is replaced before it can reach any output
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -57,11 +58,25 @@ SCRUBBER = SecretScrubber()
 """The process-wide scrubber; the CLI registers the password with it before any request."""
 
 
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is when a line is written: a live progress display replaces it
+    for a while, so that log lines print above the display instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *, level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
     """Route structlog to ``stream`` (stderr by default) as JSON lines or console text."""
-    stream = stream or sys.stderr
+    stream = stream or cast(TextIO, _CurrentStderr())
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer: Processor

@@ -30,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from orchestrator.errors import ManifestError, ManifestProblem
+from orchestrator.firewall.summary import RepositoryResultsSection
 from orchestrator.iq.models import Stage
 from orchestrator.manifest_errors import problems_from, shown
 from orchestrator.manifest_source import DataPath, collector_paused, read_document
@@ -396,6 +397,9 @@ class Manifest(_ManifestModel):
 
     promotions: tuple[PromotionEntry, ...] = Field(min_length=1)
     """Entries, run in order for each application; different applications run concurrently."""
+
+    repository_results: RepositoryResultsSection | None = None
+    """A firewall summary (Repository Results API) to add to each run's report."""
 
     @model_validator(mode="before")
     @classmethod

@@ -17,7 +17,9 @@ from pydantic import Field, ValidationError
 
 from orchestrator.baseline import BaselineComparison
 from orchestrator.errors import UsageError
+from orchestrator.firewall.summary import FirewallSummary
 from orchestrator.outputs import atomic_write_text
+from orchestrator.policy import PolicyGate
 from orchestrator.results import Outcome, PromotionResult, ResultModel
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
@@ -49,6 +51,15 @@ class RunReport(ResultModel):
     results: list[PromotionResult]
     baseline: BaselineComparison | None = Field(
         default=None, description="Changes since an earlier run, when one was compared."
+    )
+    policy_gate: PolicyGate | None = Field(
+        default=None, description="The --fail-on threshold and what crossed it, when given."
+    )
+    firewall: FirewallSummary | None = Field(
+        default=None, description="The manifest's repositoryResults summary, when it has one."
+    )
+    firewall_error: str | None = Field(
+        default=None, description="Why the firewall summary is missing, when it could not be read."
     )
 
     @property

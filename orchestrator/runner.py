@@ -7,6 +7,7 @@ up to the finished :class:`~orchestrator.report.RunReport`, happens in this modu
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,14 +18,24 @@ import anyio
 import structlog
 
 from orchestrator.concurrency import AdaptiveLimit
+from orchestrator.errors import (
+    IqPromoteError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
+    sole_error,
+)
+from orchestrator.firewall.summary import FirewallSummary, summarize
 from orchestrator.iq.client import ClientSettings, IqClient
 from orchestrator.iq.gate import CircuitBreaker, RequestGate, RetryBudget
 from orchestrator.iq.models import PurgeScanFiles
 from orchestrator.journal import Journal, ResumePoint
 from orchestrator.lock import StateLock
 from orchestrator.manifest import Manifest
-from orchestrator.plan import Plan, resolve_plan
+from orchestrator.plan import Plan, Step, resolve_plan
+from orchestrator.policy import count_violations
 from orchestrator.poller import BackoffSchedule, PollStrategy
+from orchestrator.progress import ProgressTracker
 from orchestrator.report import RunReport, Summary
 from orchestrator.results import Outcome, PromotionResult
 from orchestrator.scheduler import (
@@ -64,6 +75,19 @@ class RunConfig:
     strategy: PollStrategy | None = None
     """When to poll; by default a :class:`~orchestrator.timing.LearnedSchedule` that learns
     from this run and from the evaluation times the journal kept of earlier ones."""
+    fetch_results: bool | None = None
+    """Read each completed promotion's report data and count its violations; None: only for
+    re-evaluations (same stage), where the new verdict is the point of the run."""
+    progress: ProgressTracker | None = None
+    """Told of every state change, for a progress display."""
+
+
+@dataclass(slots=True)
+class _Executed:
+    results: list[PromotionResult]
+    server_url: str
+    firewall: FirewallSummary | None = None
+    firewall_error: str | None = None
 
 
 async def run(config: RunConfig, *, control: RunControl | None = None) -> RunReport:
@@ -87,12 +111,12 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
             async with anyio.create_task_group() as tg:
                 if config.handle_signals:
                     tg.start_soon(watch_signals, control, config.grace)
-                results, server_url = await _execute(config, control, journal, resume)
+                executed = await _execute(config, control, journal, resume)
                 tg.cancel_scope.cancel()
         except ExceptionGroup as group:
-            raise _sole(group) from None
+            raise sole_error(group) from None
         if journal is not None:
-            journal.end(results)
+            journal.end(executed.results)
     elapsed = time.monotonic() - clock
     if resume is not None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -100,11 +124,13 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
         started_at=started,
         finished_at=datetime.now(UTC),
         duration_seconds=round(elapsed, 3),
-        server_url=server_url,
+        server_url=executed.server_url,
         manifest=config.manifest_path,
         dry_run=config.dry_run,
-        summary=Summary.of(results),
-        results=results,
+        summary=Summary.of(executed.results),
+        results=executed.results,
+        firewall=executed.firewall,
+        firewall_error=executed.firewall_error,
     )
 
 
@@ -113,7 +139,7 @@ async def _execute(
     control: RunControl,
     journal: Journal | None,
     resume: ResumePoint | None,
-) -> tuple[list[PromotionResult], str]:
+) -> _Executed:
     auto = config.concurrency == "auto"
     limiter = anyio.CapacityLimiter(AUTO_START if auto else int(config.concurrency))
     adaptive = AdaptiveLimit(limiter) if auto else None
@@ -125,8 +151,12 @@ async def _execute(
     async with IqClient(config.client, gate=gate) as client:
         plan = await resolve_plan(config.manifest, client)
         log.info("run.planned", promotions=plan.total, applications=len(plan.work))
+        server_url = str(client.base_url)
+        if config.progress is not None:
+            prior = resume.prior.values() if resume else ()
+            config.progress.planned(plan.total, Counter(p.result.status for p in prior if p.result))
         if config.dry_run:
-            return _dry_run(plan), str(client.base_url)
+            return _Executed(_dry_run(plan), server_url)
         retention = await _check_retention(client, plan, config.ensure_scan_retention)
         strategy = config.strategy or _learned_schedule(config.manifest, journal)
         order = None
@@ -135,6 +165,8 @@ async def _execute(
         listeners: list[Listener] = [journal] if journal is not None else []
         if adaptive is not None:
             listeners.append(adaptive)
+        if config.progress is not None:
+            listeners.append(config.progress)
         scheduler = Scheduler(
             plan,
             client,
@@ -148,8 +180,43 @@ async def _execute(
             listeners=listeners,
             prior=resume.prior if resume else None,
             limiter=limiter,
+            after_completion=_ViolationReader(client, config.fetch_results),
         )
-        return await scheduler.run(order), str(client.base_url)
+        executed = _Executed(await scheduler.run(order), server_url)
+        section = config.manifest.repository_results
+        if section is not None and not control.stopping:
+            try:
+                executed.firewall = await summarize(client, section)
+            except IqPromoteError as exc:
+                log.warning("repository_results.unavailable", error=str(exc))
+                executed.firewall_error = str(exc)
+        return executed
+
+
+@dataclass(frozen=True, slots=True)
+class _ViolationReader:
+    """Counts the violations of a completed promotion's new report, by threat band.
+
+    A report that cannot be read leaves the promotion COMPLETED without counts: the
+    promotion itself succeeded, and the report says which counts are missing.
+    """
+
+    client: IqClient
+    always: bool | None
+
+    async def __call__(self, step: Step, result: PromotionResult) -> PromotionResult:
+        transition = step.transition
+        wanted = self.always
+        if wanted is None:
+            wanted = transition.source_stage == transition.target_stage
+        if not wanted or result.report_data_url is None:
+            return result
+        try:
+            data = await self.client.report_data(result.report_data_url)
+        except (ServerError, NotFoundError, UnreachableError) as exc:
+            log.warning("report_data.unavailable", publicId=result.public_id, error=str(exc))
+            return result
+        return result.model_copy(update={"violations": count_violations(data)})
 
 
 def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSchedule:
@@ -180,17 +247,6 @@ async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeS
             "'withReports' (needs the System Administrator role).",
         )
     return retention
-
-
-def _sole(group: ExceptionGroup[Exception]) -> Exception:
-    """The one error inside ``group`` when there is only one, so that callers see the
-    :class:`~orchestrator.errors.IqPromoteError` (and its exit code) rather than a group."""
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, ExceptionGroup):
-            return inner
-        group = inner
-    return group
 
 
 def _dry_run(plan: Plan) -> list[PromotionResult]:

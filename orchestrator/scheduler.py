@@ -7,7 +7,7 @@ flight across applications, held from the POST until the final status.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -63,6 +63,10 @@ class Prior:
     attempts: int = 0
     polls: int = 0
     submitted_at: datetime | None = None
+
+
+Completion = Callable[[Step, PromotionResult], Awaitable[PromotionResult]]
+"""Work on a COMPLETED result before it is final, such as reading the new report's data."""
 
 
 class Listener(Protocol):
@@ -124,6 +128,7 @@ class Scheduler:
         listeners: Sequence[Listener] = (),
         prior: Mapping[StepKey, Prior] | None = None,
         limiter: anyio.CapacityLimiter | None = None,
+        after_completion: Completion | None = None,
     ) -> None:
         self.plan = plan
         self.client = client
@@ -133,6 +138,7 @@ class Scheduler:
         self.listeners = tuple(listeners)
         self.prior = prior or {}
         self.limiter = limiter or anyio.CapacityLimiter(options.concurrency)
+        self.after_completion = after_completion
         self._results: list[PromotionResult | None] = [None] * plan.total
         self._tracked: dict[int, _Tracked] = {}
 
@@ -182,6 +188,8 @@ class Scheduler:
                     tracked.in_flight = InFlight(
                         prior.status_url, anyio.current_time(), prior.polls
                     )
+                    for listener in self.listeners:
+                        listener.submitted(key, prior.status_url, prior.attempts)
                     bound.info("promotion.resumed", statusUrl=prior.status_url)
                 else:
                     await self._submit(tracked, key, bound)
@@ -216,7 +224,11 @@ class Scheduler:
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
             except ServerError as exc:
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
-        return self._finish(target, step, self._final(tracked, status))
+        result = self._final(tracked, status)
+        if self.after_completion is not None and result.status is Outcome.COMPLETED:
+            # Outside the limiter: the evaluation is over, its slot belongs to the next one.
+            result = await self.after_completion(step, result)
+        return self._finish(target, step, result)
 
     async def _submit(
         self, tracked: _Tracked, key: StepKey, bound: structlog.typing.FilteringBoundLogger

@@ -74,7 +74,7 @@ def test_threat_levels_as_a_pair() -> None:
     ("data", "message"),
     [
         ({"ownerTyp": "repository"}, "Extra inputs are not permitted"),
-        ({"ownerType": "repository"}, "--owner-id is required"),
+        ({"ownerType": "repository"}, "ownerId is required"),
         (
             {"searchFilters": [{"filterableField": "REPOSIOTRY_ID", "value": "x"}]},
             "did you mean REPOSITORY_ID",

@@ -463,7 +463,7 @@ def test_a_password_in_plain_text_is_refused_without_echoing_it(written: str) ->
                 2,
                 "retries",
                 "unknown field 'retries'; the fields here are version, server, concurrency, "
-                "promotionTimeout, polling, promotions",
+                "promotionTimeout, polling, promotions, repositoryResults",
             ),
             id="unknown-top-key-far",
         ),
@@ -995,6 +995,7 @@ def test_the_json_schema_describes_the_yaml_keys() -> None:
         "promotionTimeout",
         "polling",
         "promotions",
+        "repositoryResults",
     }
     transition = schema["$defs"]["Transition"]
     assert set(transition["properties"]) == {"from", "scanId", "to"}

@@ -64,8 +64,11 @@ def _usage_as_value_error(parse: Any, value: Any) -> Any:
 class SectionFilter(_CamelModel):
     """One search filter, as on the wire: ``{filterableField: POLICY_NAME, value: ...}``."""
 
-    filterable_field: FilterableField
-    value: Annotated[str, Field(min_length=1)]
+    filterable_field: FilterableField = Field(
+        description="POLICY_NAME, QUARANTINE_TIME, COMPONENT_COORDINATES, "
+        "REPOSITORY_MANAGER_ID or REPOSITORY_ID."
+    )
+    value: Annotated[str, Field(min_length=1)] = Field(description="The value to match.")
 
     @field_validator("filterable_field", mode="before")
     @classmethod
@@ -90,7 +93,9 @@ class RepositoryResultsSection(_CamelModel):
         description="Required unless ownerType is repository_container "
         "(REPOSITORY_CONTAINER_ID then); 'iq-promote repositories' lists the ids.",
     )
-    search_filters: list[SectionFilter] = Field(default_factory=list)
+    search_filters: list[SectionFilter] = Field(
+        default_factory=list, description="Filters, all of which a row must match."
+    )
     match_states: list[MatchState] = Field(
         default_factory=lambda: [MatchState.ALL],
         description="MATCH_STATE_* names or their short forms (all, exact, unknown).",
@@ -105,7 +110,9 @@ class RepositoryResultsSection(_CamelModel):
     aggregate: bool | None = Field(
         default=None, description="true: each component once, with its worst violation."
     )
-    page_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    page_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=500, description="Rows per request."
+    )
     quarantined_limit: Annotated[int, Field(ge=0)] = Field(
         default=100, description="Most quarantined components listed; all are counted."
     )
@@ -138,6 +145,11 @@ class RepositoryResultsSection(_CamelModel):
 
     @model_validator(mode="after")
     def _owner_id_when_needed(self) -> Self:
+        if self.owner_type is not OwnerType.REPOSITORY_CONTAINER and not self.owner_id:
+            raise ValueError(
+                f"ownerId is required for ownerType {self.owner_type.value}: "
+                "'iq-promote repositories' lists the ids"
+            )
         _usage_as_value_error(lambda s: resolve_owner(s.owner_type, s.owner_id), self)
         return self
 

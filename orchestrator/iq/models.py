@@ -189,6 +189,8 @@ class ScanRetentionConfig(WireModel):
 
 
 class OwnerType(StrEnum):
+    """Whose Repository Results: the whole container, one repository manager, or one repository."""
+
     REPOSITORY_CONTAINER = "repository_container"
     REPOSITORY_MANAGER = "repository_manager"
     REPOSITORY = "repository"
@@ -199,6 +201,8 @@ REPOSITORY_CONTAINER_ID = "REPOSITORY_CONTAINER_ID"
 
 
 class FilterableField(StrEnum):
+    """A field a Repository Results search can filter on."""
+
     POLICY_NAME = "POLICY_NAME"
     QUARANTINE_TIME = "QUARANTINE_TIME"
     COMPONENT_COORDINATES = "COMPONENT_COORDINATES"
@@ -214,12 +218,16 @@ class SortableField(StrEnum):
 
 
 class MatchState(StrEnum):
+    """How exactly the firewall matched a component to a known one."""
+
     ALL = "MATCH_STATE_ALL"
     EXACT = "MATCH_STATE_EXACT"
     UNKNOWN = "MATCH_STATE_UNKNOWN"
 
 
 class ViolationState(StrEnum):
+    """Where a component stands with a policy: quarantined, waived, open or not violating."""
+
     ALL = "VIOLATION_STATE_ALL"
     NOT_VIOLATING = "VIOLATION_STATE_NOT_VIOLATING"
     OPEN = "VIOLATION_STATE_OPEN"
