@@ -44,6 +44,7 @@ from orchestrator.runner import RunConfig, run
 from orchestrator.scheduler import RunControl
 from orchestrator.simulator import Simulator, SimulatorConfig
 from orchestrator.simulator.command import simulate
+from orchestrator.simulator.seeding import seeded_from
 
 log = structlog.get_logger("orchestrator.cli")
 
@@ -108,21 +109,10 @@ async def _connection(
 
 
 def _simulator_config(manifest: Manifest) -> SimulatorConfig:
-    """Seed the simulator with every application and organization the manifest names."""
-    apps: dict[str, str | None] = {}
-    organizations: list[str] = []
-    for entry in manifest.promotions:
-        for public_id in entry.applications or ():
-            apps.setdefault(public_id, None)
-        if entry.organization:
-            organizations.append(entry.organization)
-    return SimulatorConfig(
-        apps=24,
-        organizations=4,
-        workers=8,
-        eval_time=0.4,
-        extra_applications=tuple(apps.items()),
-        extra_organizations=tuple(dict.fromkeys(organizations)),
+    """A small, quick portfolio holding every application and organization the manifest
+    names, so that a ``--simulate`` rehearsal resolves what the real run would."""
+    return seeded_from(
+        manifest, SimulatorConfig(apps=24, organizations=4, workers=8, eval_time=0.4)
     )
 
 

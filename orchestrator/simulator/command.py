@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import anyio
 import click
 
+from orchestrator.cli_support import fail
+from orchestrator.errors import IqPromoteError
 from orchestrator.iq.models import PurgeScanFiles
+from orchestrator.manifest import load_manifest
 from orchestrator.simulator.config import FaultConfig, SimulatorConfig
+from orchestrator.simulator.seeding import seeded_from
 from orchestrator.simulator.server import Simulator
 
 Rate = click.FloatRange(0.0, 1.0)
@@ -51,6 +56,12 @@ Seconds = click.FloatRange(min=0.0)
 @click.option("--failing-rate", type=Rate, default=0.0, help="Share of apps that always fail.")
 @click.option("--outage-after", type=Seconds, help="Seconds after start the server goes away.")
 @click.option("--outage-for", type=Seconds, default=0.0, help="Seconds the outage lasts.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also serve every application and organization this manifest names.",
+)
 def simulate(
     host: str,
     port: int,
@@ -58,6 +69,7 @@ def simulate(
     password: str,
     failing_apps: str,
     purge_scan_files: str,
+    manifest_path: Path | None,
     **options: object,
 ) -> None:
     """Serve a simulated IQ Server (seeded applications, evaluations, firewall) until stopped."""
@@ -73,6 +85,11 @@ def simulate(
         purge_scan_files=PurgeScanFiles(purge_scan_files),
         **{k: v for k, v in options.items() if k not in fault_names},  # type: ignore[arg-type]
     )
+    if manifest_path is not None:
+        try:
+            config = seeded_from(load_manifest(manifest_path), config)
+        except IqPromoteError as exc:
+            fail(exc)
     anyio.run(serve, config, host, port)
 
 
