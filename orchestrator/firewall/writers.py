@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from orchestrator.iq.models import RepositoryResult
+from orchestrator.outputs import atomic_stream
 
 
 class OutputFormat(StrEnum):
@@ -157,22 +156,3 @@ def open_rows(fmt: OutputFormat, path: Path | None) -> Iterator[RowWriter]:
         writer = make_writer(fmt, stream)
         yield writer
         writer.finish()
-
-
-@contextmanager
-def atomic_stream(path: Path, *, newline: str = "\n") -> Iterator[TextIO]:
-    """A text stream to a temporary file beside ``path``, renamed over it when the block ends
-    without an error, removed otherwise; the streaming sibling of ``atomic_write_text``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
