@@ -1,8 +1,9 @@
 """The ``iq-promote`` command line: it wires the modules together and maps errors to exit codes.
 
-Exit codes (also in the README): 0 every promotion COMPLETED; 1 some did not; 2 usage or
-manifest error; 3 server unreachable or credentials refused; 75 the state directory is locked;
-130/143 stopped by SIGINT/SIGTERM; 70 an internal error (a bug: please report it).
+Exit codes (also in the README): 0 every promotion COMPLETED (for a dry run: every step
+resolved); 1 some did not; 2 usage or manifest error; 3 server unreachable or credentials
+refused; 75 the state directory is locked; 130/143 stopped by SIGINT/SIGTERM; 70 an internal
+error (a bug: please report it).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from orchestrator.render import RenderOutputs, check_output_paths, write_outputs
 from orchestrator.render.command import render
 from orchestrator.render.console import summary_renderable
 from orchestrator.report import RunReport, load_report, write_report
+from orchestrator.results import Outcome
 from orchestrator.runner import RunConfig, run
 from orchestrator.scheduler import RunControl
 from orchestrator.simulator import Simulator, SimulatorConfig
@@ -293,10 +295,19 @@ def run_command(
             fail(control.fatal)
         if control.signal is not None:
             return 128 + control.signal
-        passed = report.policy_gate is None or not report.policy_gate.failed
-        return 0 if report.succeeded and passed else 1
+        return _exit_code(report)
 
     guarded(body)
+
+
+def _exit_code(report: RunReport) -> int:
+    """0 when every promotion COMPLETED and none crossed ``--fail-on``, else 1. A dry run
+    completes nothing by design (every step it can resolve is SKIPPED): it exits 0 unless
+    some step is an ERROR, such as an application the server does not know."""
+    if report.dry_run:
+        return 1 if report.summary.by_status[Outcome.ERROR] else 0
+    passed = report.policy_gate is None or not report.policy_gate.failed
+    return 0 if report.succeeded and passed else 1
 
 
 def _baseline(given: Path | None, kept: Path) -> tuple[RunReport, str] | None:

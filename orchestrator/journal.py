@@ -57,6 +57,7 @@ CREATE INDEX IF NOT EXISTS durations_by_app ON durations (public_id, recorded_at
 
 
 def manifest_digest(text: str) -> str:
+    """What identifies a manifest for ``--resume``: a run resumes only the same text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -67,7 +67,8 @@ class ProgressTracker:
     _started: float = field(default_factory=time.monotonic)
 
     def planned(self, total: int, carried: Counter[Outcome] | None = None) -> None:
-        """The plan is known: ``total`` steps, ``carried`` of them finished before."""
+        """The plan is known: ``total`` steps, ``carried`` of them decided before any was
+        sent (finished by an earlier run, or unresolvable)."""
         self.total = total
         if carried:
             self.by_status.update(carried)

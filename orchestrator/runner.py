@@ -154,7 +154,10 @@ async def _execute(
         server_url = str(client.base_url)
         if config.progress is not None:
             prior = resume.prior.values() if resume else ()
-            config.progress.planned(plan.total, Counter(p.result.status for p in prior if p.result))
+            decided = Counter(p.result.status for p in prior if p.result)
+            if plan.unresolved:
+                decided[Outcome.ERROR] += len(plan.unresolved)
+            config.progress.planned(plan.total, decided)
         if config.dry_run:
             return _Executed(_dry_run(plan), server_url)
         retention = await _check_retention(client, plan, config.ensure_scan_retention)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reports import result
 
 from orchestrator.iq.models import PolicyViolation, ReportComponent, ReportData
-from orchestrator.policy import band_of, count_violations, crosses
-from orchestrator.results import ViolationCounts
+from orchestrator.policy import (
+    PolicyGate,
+    Threshold,
+    band_of,
+    count_violations,
+    crosses,
+    gate,
+)
+from orchestrator.results import Outcome, ViolationCounts
 
 
 @pytest.mark.parametrize(
@@ -140,3 +148,87 @@ counts = st.builds(
 def test_critical_threshold_is_stricter_than_severe(c: ViolationCounts) -> None:
     assert not crosses(c, "critical") or crosses(c, "severe")
     assert crosses(c, "severe") == (c.critical + c.severe > 0)
+
+
+# --- the --fail-on gate ----------------------------------------------------------------------
+
+
+def test_gate_names_the_completed_reports_that_cross_the_threshold() -> None:
+    results = [
+        result("severe-only", Outcome.COMPLETED, violations=ViolationCounts(severe=3, low=2)),
+        result("bad", Outcome.COMPLETED, target="release", violations=ViolationCounts(critical=1)),
+        result(
+            "worse", Outcome.COMPLETED, target="operate", violations=ViolationCounts(critical=4)
+        ),
+    ]
+    verdict = gate(results, "critical")
+    assert verdict.crossed == ["bad (release)", "worse (operate)"]
+    assert verdict.unchecked == 0
+    assert verdict.failed
+    assert gate(results, "severe").crossed == [
+        "severe-only (release)",
+        "bad (release)",
+        "worse (operate)",
+    ]
+
+
+def test_gate_ignores_promotions_that_did_not_complete() -> None:
+    critical = ViolationCounts(critical=2)
+    results = [
+        result(f"app-{status.lower()}", status, violations=critical)
+        for status in Outcome
+        if status is not Outcome.COMPLETED
+    ]
+    verdict = gate(results, "severe")
+    assert verdict == PolicyGate(fail_on="severe", crossed=[], unchecked=0)
+    assert not verdict.failed
+
+
+def test_gate_counts_completed_promotions_without_counts_as_unchecked() -> None:
+    results = [
+        result("unread", Outcome.COMPLETED),
+        result("unread-too", Outcome.COMPLETED),
+        result("failed", Outcome.FAILED),
+        result("read", Outcome.COMPLETED, violations=ViolationCounts(moderate=1)),
+    ]
+    verdict = gate(results, "critical")
+    assert verdict.unchecked == 2
+    assert verdict.crossed == []
+    assert not verdict.failed  # what could not be checked does not fail the gate; it is counted
+
+
+def test_gate_of_nothing_passes() -> None:
+    verdict = gate([], "critical")
+    assert (verdict.crossed, verdict.unchecked, verdict.failed) == ([], 0, False)
+
+
+def test_policy_gate_in_json() -> None:
+    verdict = gate(
+        [result("bad", Outcome.COMPLETED, violations=ViolationCounts(critical=1))], "critical"
+    )
+    assert verdict.model_dump(mode="json", by_alias=True) == {
+        "failOn": "critical",
+        "crossed": ["bad (release)"],
+        "unchecked": 0,
+    }
+    assert PolicyGate.model_validate_json(verdict.model_dump_json(by_alias=True)) == verdict
+
+
+outcomes = st.sampled_from(list(Outcome))
+thresholds: st.SearchStrategy[Threshold] = st.sampled_from(["critical", "severe"])
+
+
+@given(st.lists(st.tuples(outcomes, st.none() | counts), max_size=20), thresholds)
+def test_gate_fails_exactly_when_a_completed_report_crosses(
+    items: list[tuple[Outcome, ViolationCounts | None]], threshold: Threshold
+) -> None:
+    results = [
+        result(f"app-{i}", status, violations=violations)
+        for i, (status, violations) in enumerate(items)
+    ]
+    verdict = gate(results, threshold)
+    completed = [v for s, v in items if s is Outcome.COMPLETED]
+    crossing = [v for v in completed if v is not None and crosses(v, threshold)]
+    assert verdict.unchecked == sum(1 for v in completed if v is None)
+    assert len(verdict.crossed) == len(crossing)
+    assert verdict.failed == bool(crossing)

@@ -16,14 +16,18 @@ from structlog.testing import capture_logs
 
 from orchestrator.errors import AuthError
 from orchestrator.iq.client import ClientSettings, Credentials
+from orchestrator.iq.models import OwnerType, Stage
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.journal import manifest_digest
 from orchestrator.manifest import parse_manifest
+from orchestrator.policy import count_violations
 from orchestrator.poller import BackoffSchedule
 from orchestrator.report import RunReport
-from orchestrator.results import Outcome
+from orchestrator.results import Outcome, ViolationCounts
 from orchestrator.runner import RunConfig, run
 from orchestrator.simulator import FaultConfig, Simulator
+from orchestrator.simulator.firewall import seed_firewall
+from orchestrator.simulator.reportdata import report_data
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST_POLLS = BackoffSchedule(initial=0.02, factor=1.5, cap=0.2)
@@ -259,3 +263,106 @@ def test_committed_report_schema_is_current() -> None:
     assert json.loads(committed.read_text()) == RunReport.json_schema(), (
         "regenerate with: iq-promote schema report > docs/schema/report.schema.json"
     )
+
+
+# --- violation counts: RunConfig.fetch_results ---------------------------------------------
+
+
+def _verdict(sim: Simulator, public_id: str, stage: str) -> ViolationCounts:
+    """What the simulator's newest report of ``public_id`` at ``stage`` holds, counted."""
+    app = sim.portfolio.by_public_id(public_id)
+    assert app is not None
+    latest = sim.portfolio.latest(app.id, Stage(stage))
+    assert latest is not None
+    return count_violations(report_data(sim.config.seed, app, latest))
+
+
+@pytest.mark.parametrize(
+    ("fetch", "counted"),
+    [
+        (None, {"build": True, "stage-release": False}),
+        (True, {"build": True, "stage-release": True}),
+        (False, {"build": False, "stage-release": False}),
+    ],
+)
+@pytest.mark.anyio
+async def test_fetch_results_decides_whose_report_data_is_read(
+    simulator: Simulator, portfolio: list[str], fetch: bool | None, counted: dict[str, bool]
+) -> None:
+    """None (the default) reads the new report of each same-stage re-evaluation only."""
+    text = manifest(
+        entry(portfolio[:2], "{from: build, to: build}"),
+        entry(portfolio[2:4], "{from: build, to: stage-release}"),
+    )
+    with anyio.fail_after(30):
+        report = await run(config_for(simulator, text, fetch_results=fetch))
+    assert report.succeeded
+    assert {r.target_stage_id: r.violations is not None for r in report.results} == counted
+    reads = simulator.stats.requests_to("report-data")
+    assert reads == sum(2 for wanted in counted.values() if wanted)
+    for result in report.results:
+        if result.violations is not None:
+            assert result.public_id is not None
+            expected = _verdict(simulator, result.public_id, result.target_stage_id)
+            assert result.violations == expected
+
+
+# --- the manifest's repositoryResults section: report.firewall ------------------------------
+
+
+@pytest.mark.anyio
+async def test_repository_results_section_adds_a_firewall_summary(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(entry(portfolio[:2], "{from: build, to: build}")) + (
+        "repositoryResults: {pageSize: 50, quarantinedLimit: 5}\n"
+    )
+    with anyio.fail_after(30):
+        report = await run(config_for(simulator, text))
+    assert report.succeeded
+    assert report.firewall_error is None
+    summary = report.firewall
+    assert summary is not None
+    rows = seed_firewall(simulator.config.seed).rows
+    assert summary.total == len(rows)
+    assert summary.pages == -(-len(rows) // 50)
+    assert summary.owner_type is OwnerType.REPOSITORY_CONTAINER
+    quarantined = {(r.repository_id, r.hash, r.pathname) for r in rows if r.quarantine_time}
+    assert summary.quarantined_total == len(quarantined)
+    assert len(summary.quarantined) == min(5, len(quarantined))
+    assert sum(summary.by_violation_state.values()) == summary.total
+    document = json.loads(report.to_json())
+    jsonschema.validate(document, RunReport.json_schema())
+    assert document["firewall"]["total"] == len(rows)
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_firewall_summary_is_explained_and_the_promotions_stand(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(entry(portfolio[:2], "{from: build, to: build}")) + (
+        "repositoryResults:\n"
+        "  ownerType: repository\n"
+        "  ownerId: 0123456789abcdef0123456789abcdef\n"
+        "  api: current\n"
+    )
+    with capture_logs() as events, anyio.fail_after(30):
+        report = await run(config_for(simulator, text))
+    assert report.firewall is None
+    assert report.firewall_error
+    assert "0123456789abcdef0123456789abcdef" in report.firewall_error
+    assert report.succeeded  # the promotions' results stand
+    unavailable = [e for e in events if e["event"] == "repository_results.unavailable"]
+    assert len(unavailable) == 1
+    assert json.loads(report.to_json())["firewallError"] == report.firewall_error
+
+
+@pytest.mark.anyio
+async def test_a_dry_run_reads_no_firewall_summary(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    text = manifest(entry(portfolio[:1], "{from: build, to: build}")) + "repositoryResults: {}\n"
+    report = await run(config_for(simulator, text, dry_run=True))
+    assert report.firewall is None
+    assert report.firewall_error is None
+    assert simulator.stats.requests_to("repository-results") == 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.report import RunReport
 from orchestrator.results import Outcome
@@ -26,6 +27,12 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
+def _plain(value: str | None) -> Text:
+    """Text as it is: a reason, a public id or a path comes from a server or a user, and must
+    never be read as rich markup (``[/x]`` in a reason would stop the summary with an error)."""
+    return Text(value or "")
+
+
 def summary_renderable(report: RunReport, *, listed: int = 20) -> RenderableType:
     """Tables for ``rich.Console.print``; empty sections are left out."""
     fields = report.summary_fields(listed=listed)
@@ -40,7 +47,9 @@ def summary_renderable(report: RunReport, *, listed: int = 20) -> RenderableType
         parts.append(_rows(title, fields["notCompleted"], reason=True))
     if report.baseline is not None and report.baseline.has_changes:
         counts = report.baseline.counts
-        changes = Table(title=f"Since {report.baseline.baseline_path}", title_justify="left")
+        changes = Table(
+            title=_plain(f"Since {report.baseline.baseline_path}"), title_justify="left"
+        )
         changes.add_column("new critical", justify="right")
         changes.add_column("fixed", justify="right")
         changes.add_column("regressed", justify="right")
@@ -76,12 +85,12 @@ def _rows(title: str, rows: list[dict[str, Any]], *, reason: bool) -> Table:
         table.add_column("reason", overflow="fold")
     for row in rows:
         cells = [
-            row["publicId"],
-            row["transition"],
-            row["status"],
-            _seconds(row["durationSeconds"]),
+            _plain(row["publicId"]),
+            _plain(row["transition"]),
+            _plain(row["status"]),
+            _plain(_seconds(row["durationSeconds"])),
         ]
         if reason:
-            cells.append(row["reason"] or "")
+            cells.append(_plain(row["reason"]))
         table.add_row(*cells, style=_STYLE.get(Outcome(row["status"])))
     return table
