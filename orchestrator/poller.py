@@ -25,9 +25,10 @@ class PollStrategy(Protocol):
         """Seconds after submission at which to poll, increasing, without end."""
         ...
 
-    def observe(self, public_id: str, lower: float, upper: float) -> None:
+    def observe(self, public_id: str, lower: float, upper: float) -> float | None:
         """An evaluation of ``public_id`` finished between ``lower`` seconds after submission
-        (the last PENDING answer) and ``upper`` (the first final one)."""
+        (the last PENDING answer) and ``upper`` (the first final one). Returns the strategy's
+        best estimate of its evaluation time, or None for the midpoint."""
         ...
 
 
@@ -59,7 +60,7 @@ class BackoffSchedule:
             interval *= self.factor
 
     def observe(self, public_id: str, lower: float, upper: float) -> None:
-        """A fixed schedule learns nothing."""
+        """A fixed schedule learns nothing, and knows no better than the midpoint."""
 
 
 @dataclass(slots=True)
@@ -76,11 +77,17 @@ class InFlight:
     final_at: float | None = None
     """Seconds after submission of the first final answer."""
 
+    estimate: float | None = None
+    """The poll strategy's estimate of the evaluation time, if it has a better one than the
+    midpoint of what the polls bracket."""
+
     @property
     def evaluation_seconds(self) -> float | None:
-        """The evaluation time, estimated as the midpoint of what the polls bracket."""
+        """The evaluation time: the strategy's estimate, else the midpoint of the bracket."""
         if self.final_at is None:
             return None
+        if self.estimate is not None:
+            return self.estimate
         return (self.pending_until + self.final_at) / 2
 
 
@@ -101,6 +108,6 @@ async def follow(
             in_flight.pending_until = asked_at
         else:
             in_flight.final_at = asked_at
-            strategy.observe(public_id, in_flight.pending_until, asked_at)
+            in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)
             return status
     raise AssertionError("poll strategies yield without end")  # pragma: no cover

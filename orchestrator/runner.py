@@ -34,7 +34,7 @@ from orchestrator.lock import StateLock
 from orchestrator.manifest import Manifest
 from orchestrator.plan import Plan, Step, resolve_plan
 from orchestrator.policy import count_violations
-from orchestrator.poller import BackoffSchedule, PollStrategy
+from orchestrator.poller import PollStrategy
 from orchestrator.progress import ProgressTracker
 from orchestrator.report import RunReport, Summary
 from orchestrator.results import Outcome, PromotionResult
@@ -228,7 +228,8 @@ def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSch
     polling = manifest.polling
     return LearnedSchedule(
         history=journal.evaluation_history() if journal is not None else {},
-        fallback=BackoffSchedule(initial=polling.initial_interval, cap=polling.max_interval),
+        initial=polling.initial_interval,
+        cap=polling.max_interval,
     )
 
 

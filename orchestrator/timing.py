@@ -1,93 +1,216 @@
 """Polling that learns when evaluations finish, so slots are freed soon after they do.
 
-A status poll costs the server a request; a late poll holds a concurrency slot idle. Both
-strategies here place polls where completions are likely, and fall back to plain backoff
-past what they know, so missing or wrong knowledge costs requests, never correctness:
+A status poll costs the server a request; a late poll holds a concurrency slot idle. The
+schedule here places each poll where it saves as much waiting as every other poll does
+(``patience``), judged from the evaluation times seen so far:
 
-- :class:`LearnedSchedule` learns the run's distribution of evaluation times as it goes
-  and polls at its quantiles (the first night);
+- without history it learns the run's distribution of evaluation times as it goes (the
+  first night);
 - with ``history`` (evaluation times from earlier runs, kept in the state directory) it
-  polls close around each application's own expected time (later nights), and
-  :func:`longest_first` starts the longest-expected work first.
+  learns instead how tonight's times compare with each application's expected one, and polls
+  close around that (later nights); :func:`longest_first` starts the longest-expected work
+  first.
+
+Each next poll is planned after the previous answer, from what is known by then. Past what
+is known (too few observations, or an evaluation slower than any seen) it falls back to
+growing intervals, so missing or wrong knowledge costs requests, never correctness.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import random
 import statistics
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.plan import ApplicationWork
-from orchestrator.poller import BackoffSchedule
 
-QUANTILES = (0.12, 0.3, 0.48, 0.65, 0.8, 0.92, 0.98)
-"""Where, in the learned distribution, to poll: denser where most completions fall."""
+PRIOR_AROUND_EXPECTED = (0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.5)
+"""Multiples of an application's expected time to poll at before tonight's ratios are known."""
 
-AROUND_EXPECTED = (0.86, 0.97, 1.08, 1.2, 1.35, 1.55)
-"""Multiples of an application's expected time to poll at, given history."""
+
+class _Sample:
+    """The latest ``size`` observations, kept sorted, with prefix sums for the polling rule.
+
+    An observation costs at most ``size`` steps and a planned poll a binary search, so a run
+    of any length stays linear in its promotions.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+        self._sums: list[float] | None = None
+        self._size = size
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def add(self, value: float) -> None:
+        if len(self._recent) == self._size:
+            oldest = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+        self._sums = None
+
+    def median(self) -> float:
+        return self._sorted[len(self._sorted) // 2]
+
+    def mean_between(self, lower: float, upper: float, at_least: int = 3) -> float | None:
+        """The mean of the observations in (lower, upper], if there are ``at_least`` of them."""
+        first = bisect.bisect_right(self._sorted, lower)
+        last = bisect.bisect_right(self._sorted, upper)
+        if last - first < at_least:
+            return None
+        return statistics.fmean(self._sorted[first:last])
+
+    def next_poll(self, after: float, budget: float) -> float | None:
+        """The earliest time by which the evaluations that were still running at ``after``
+        and have since finished have waited ``budget`` in all, per evaluation still running
+        at ``after``: each poll then saves about as much waiting as every other. None when no
+        observation is above ``after``."""
+        seen = self._sorted
+        below = bisect.bisect_right(seen, after)
+        above = len(seen) - below
+        if above == 0:
+            return None
+        if self._sums is None:
+            self._sums = [0.0, *itertools.accumulate(seen)]
+        sums = self._sums
+        target = budget * above
+
+        def waited(j: int) -> float:
+            """The total wait, at time ``seen[j]``, of the observations before it (and above
+            ``after``)."""
+            return (j - below) * seen[j] - (sums[j] - sums[below])
+
+        low, high = below + 1, len(seen)
+        while low < high:
+            middle = (low + high) // 2
+            if waited(middle) >= target:
+                high = middle
+            else:
+                low = middle + 1
+        count = low - below
+        return (target + sums[low] - sums[below]) / count
 
 
 @dataclass(slots=True)
 class LearnedSchedule:
-    """Quantile polling from the evaluation times seen so far (and history, if any).
+    """Polls placed by the evaluation times seen so far (and, if given, by history).
 
-    Until ``warmup`` evaluations have been seen, it polls like ``fallback``; after the
-    planned offsets it continues with ``fallback``'s growing intervals.
+    Until ``warmup`` evaluations have been seen, it polls at growing intervals from
+    ``initial`` (or, for an application with history, at :data:`PRIOR_AROUND_EXPECTED` of its
+    expected time); past the slowest evaluation it knows of, at growing intervals again.
     """
 
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)
-    fallback: BackoffSchedule = field(
-        default_factory=lambda: BackoffSchedule(initial=0.5, factor=1.5, cap=15.0)
-    )
-    warmup: int = 8
+    initial: float = 1.0
+    """Seconds before the first poll while nothing is known."""
+    cap: float = 15.0
+    """The longest wait between two polls."""
+    growth: float = 1.3
+    """While nothing is known, or past what is known, each poll waits this many times longer
+    since submission than the one before (up to ``cap`` between polls)."""
+    warmup: int = 20
+    """Evaluations to see before their times are trusted."""
+    patience: float = 0.034
+    """How much waiting, as a share of the run's median evaluation time, each poll is meant
+    to save; smaller polls more often. About ``patience`` times the median is then lost per
+    poll, so waiting and requests stay in proportion."""
+    patience_with_history: float = 0.04
+    """The same for applications with history. Tuned, like ``patience``, on the standard
+    benchmark workload (docs/performance.md)."""
     min_gap: float = 0.05
+    window: int = 2000
+    """How many of the latest observations the distributions keep."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
-    _seen: list[float] = field(default_factory=list, repr=False)
-    _expected: dict[str, float] = field(default_factory=dict, repr=False)
+    _times: _Sample = field(init=False, repr=False)
+    _ratios: _Sample = field(init=False, repr=False)
+    _expected: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.patience <= 0 or self.patience_with_history <= 0:
+            raise ValueError("patience must be above 0")
+        if self.initial <= 0 or self.cap <= 0 or self.growth <= 1:
+            raise ValueError("polling needs initial > 0, cap > 0 and growth > 1")
+        self._times = _Sample(self.window)
+        self._ratios = _Sample(self.window)
         for public_id, times in self.history.items():
-            if times:
-                self._expected[public_id] = statistics.median(times)
+            if expected := _expected_time(times):
+                self._expected[public_id] = expected
 
     def expected(self, public_id: str) -> float | None:
         """The application's expected evaluation time, from history, if known."""
         return self._expected.get(public_id)
 
     def offsets(self, public_id: str) -> Iterator[float]:
-        planned = self._planned(public_id)
-        last = 0.0
-        for offset in planned:
-            if offset >= last + self.min_gap:
-                last = offset
-                yield offset
-        if not planned:
-            yield from self.fallback.offsets(public_id)
-            return
-        interval = max(self.min_gap, last - (planned[-2] if len(planned) > 1 else 0.0))
+        """Each offset is chosen after the previous poll was answered PENDING."""
+        expected = self._expected.get(public_id)
+        last, prior = 0.0, 0
         while True:
-            interval = min(interval * self.fallback.factor, self.fallback.cap)
-            last += interval * self.rng.uniform(0.9, 1.1)
+            planned = self._next(expected, last)
+            if planned is None and expected is not None and prior < len(PRIOR_AROUND_EXPECTED):
+                planned = expected * PRIOR_AROUND_EXPECTED[prior]
+                prior += 1
+            elif planned is None:
+                planned = self._beyond(last)
+            last = min(max(planned, last + self.min_gap), last + self.cap)
             yield last
 
-    def _planned(self, public_id: str) -> list[float]:
-        expected = self._expected.get(public_id)
-        if expected is not None:
-            return [expected * m for m in AROUND_EXPECTED]
-        if len(self._seen) < self.warmup:
-            return []
-        seen = self._seen
-        return [seen[min(len(seen) - 1, int(q * len(seen)))] for q in QUANTILES]
+    def _beyond(self, last: float) -> float:
+        """Growing intervals, for polls that nothing observed can place, jittered so that
+        evaluations submitted together do not all ask together."""
+        if last == 0.0:
+            return self.initial
+        interval = min(last * (self.growth - 1), self.cap)
+        return last + interval * self.rng.uniform(0.9, 1.1)
 
-    def observe(self, public_id: str, lower: float, upper: float) -> None:
-        estimate = (lower + upper) / 2
-        bisect.insort(self._seen, estimate)
-        previous = self._expected.get(public_id)
-        if previous is not None and not 0.5 < estimate / previous < 2:
-            # History was wrong for this application: trust what we see tonight.
-            self._expected[public_id] = estimate
+    def _warm(self, expected: float | None) -> bool:
+        """Whether enough evaluations were seen to trust what they say."""
+        return len(self._times if expected is None else self._ratios) >= max(1, self.warmup)
+
+    def _next(self, expected: float | None, after: float) -> float | None:
+        """The next poll the observations can place, once there are enough to trust."""
+        if not self._warm(expected):
+            return None
+        typical = self._times.median()
+        if expected is None:
+            return self._times.next_poll(after, self.patience * typical)
+        budget = self.patience_with_history * typical
+        ratio = self._ratios.next_poll(after / expected, budget / expected)
+        return None if ratio is None else ratio * expected
+
+    def observe(self, public_id: str, lower: float, upper: float) -> float:
+        """Learn from the bracket's midpoint; answer, for the history, the mean of the
+        evaluations seen in the same bracket, which beats the midpoint of a wide one."""
+        midpoint = (lower + upper) / 2
+        expected = self._expected.get(public_id)
+        if expected is None:
+            estimate = self._times.mean_between(lower, upper)
+        else:
+            ratio = self._ratios.mean_between(lower / expected, upper / expected)
+            estimate = None if ratio is None else ratio * expected
+            self._ratios.add(midpoint / expected)
+            if midpoint > 0 and not 0.5 < midpoint / expected < 2:
+                # History was wrong for this application: trust what we see tonight.
+                self._expected[public_id] = midpoint
+        self._times.add(midpoint)
+        return midpoint if estimate is None else estimate
+
+
+def _expected_time(times: Sequence[float]) -> float | None:
+    """The median of an application's recent times (newest first), or the newest alone when
+    it is far from them: the application changed, and the old times no longer say much."""
+    usable = [t for t in times if t > 0]
+    if not usable:
+        return None
+    typical = statistics.median(usable)
+    latest = usable[0]
+    return typical if 0.5 < latest / typical < 2 else latest
 
 
 def longest_first(
@@ -102,7 +225,8 @@ def longest_first(
     typical = statistics.median(known)
 
     def expected_total(item: ApplicationWork) -> float:
-        per_step = schedule.expected(item.target.public_id) or typical
+        expected = schedule.expected(item.target.public_id)
+        per_step = typical if expected is None else expected
         return per_step * sum(1 for _ in item.steps)
 
     return sorted(work, key=expected_total, reverse=True)

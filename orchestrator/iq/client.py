@@ -299,7 +299,9 @@ class IqClient:
                     self._gate.on_success()
                     return _Answer(status=status, body=body, attempts=attempts)
                 failure = Failure(status=status, retry_after=retry_after, detail=_text(body))
-                _raise_unretryable(failure, what=what, url=target)
+                _raise_unretryable(
+                    failure, what=what, url=target, user=self.settings.credentials.username
+                )
             self._gate.on_failure(failure)
             delay = self.settings.retry.next_delay(attempts, failure)
             if delay is None:
@@ -383,12 +385,13 @@ def _parse(model: type[ModelT], body: bytes, kind: str) -> ModelT:
         raise ServerError(f"unexpected answer from {kind}: {_short(exc)}") from exc
 
 
-def _raise_unretryable(failure: Failure, *, what: str, url: URL) -> None:
+def _raise_unretryable(failure: Failure, *, what: str, url: URL, user: str) -> None:
     """Errors no retry can mend: refused credentials, unknown things, bad requests."""
     status = failure.status
     if status == 401:
         raise AuthError(
-            "IQ Server refused the credentials (HTTP 401): check IQ_USERNAME and IQ_PASSWORD",
+            f"IQ Server refused the credentials (HTTP 401) of user {user!r}: "
+            "check IQ_USERNAME and IQ_PASSWORD",
             status=status,
         )
     if status == 403:

@@ -99,11 +99,27 @@ class Portfolio:
     retention: PurgeScanFiles = PurgeScanFiles.DEFAULT
     """The ``purgeScanFiles`` setting: whether superseded scan files are kept."""
 
+    _by_id: dict[str, Application] = field(default_factory=dict, init=False, repr=False)
+    _by_public_id: dict[str, Application] = field(default_factory=dict, init=False, repr=False)
+    _indexed: int = field(default=0, init=False, repr=False)
+    """How many applications the indexes cover: every request looks one up, and a scan of
+    the list made a run over thousands of applications quadratic."""
+
+    def _index(self) -> None:
+        if self._indexed != len(self.applications):
+            self._by_id, self._by_public_id = {}, {}
+            for app in self.applications:
+                self._by_id.setdefault(app.id, app)
+                self._by_public_id.setdefault(app.public_id, app)
+            self._indexed = len(self.applications)
+
     def application(self, application_id: str) -> Application | None:
-        return next((a for a in self.applications if a.id == application_id), None)
+        self._index()
+        return self._by_id.get(application_id)
 
     def by_public_id(self, public_id: str) -> Application | None:
-        return next((a for a in self.applications if a.public_id == public_id), None)
+        self._index()
+        return self._by_public_id.get(public_id)
 
     def organization(self, organization_id: str) -> Organization | None:
         return next((o for o in self.organizations if o.id == organization_id), None)
@@ -187,9 +203,11 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
             stages.extend(reached)
         reports[app.id] = _seed_reports(rng, app.id, stages)
 
+    known = {a.public_id for a in applications}
     for public_id, organization_name in config.extra_applications:
-        if any(a.public_id == public_id for a in applications):
+        if public_id in known:
             continue
+        known.add(public_id)
         extra_rng = random.Random(f"application:{config.seed}:{public_id}")
         owner = organization_named(organization_name) if organization_name else seeded_orgs[0]
         app = Application(
