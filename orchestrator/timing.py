@@ -117,13 +117,16 @@ class LearnedSchedule:
     since submission than the one before (up to ``cap`` between polls)."""
     warmup: int = 20
     """Evaluations to see before their times are trusted."""
-    patience: float = 0.034
+    patience: float = 0.05
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
-    patience_with_history: float = 0.04
+    patience_with_history: float = 0.042
     """The same for applications with history. Tuned, like ``patience``, on the standard
     benchmark workload (docs/performance.md)."""
+    tail_share: float = 0.6
+    """The longest wait between two polls once the run's median evaluation time is known, as
+    a share of it."""
     min_gap: float = 0.05
     window: int = 2000
     """How many of the latest observations the distributions keep."""
@@ -133,8 +136,8 @@ class LearnedSchedule:
     _expected: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.patience <= 0 or self.patience_with_history <= 0:
-            raise ValueError("patience must be above 0")
+        if min(self.patience, self.patience_with_history, self.tail_share) <= 0:
+            raise ValueError("patience and tail_share must be above 0")
         if self.initial <= 0 or self.cap <= 0 or self.growth <= 1:
             raise ValueError("polling needs initial > 0, cap > 0 and growth > 1")
         self._times = _Sample(self.window)
@@ -158,7 +161,7 @@ class LearnedSchedule:
                 prior += 1
             elif planned is None:
                 planned = self._beyond(last)
-            last = min(max(planned, last + self.min_gap), last + self.cap)
+            last = min(max(planned, last + self.min_gap), last + self._longest_gap())
             yield last
 
     def _beyond(self, last: float) -> float:
@@ -168,6 +171,13 @@ class LearnedSchedule:
             return self.initial
         interval = min(last * (self.growth - 1), self.cap)
         return last + interval * self.rng.uniform(0.9, 1.1)
+
+    def _longest_gap(self) -> float:
+        """``cap``, or less once the run's typical evaluation time is known: a late poll of a
+        long evaluation is what most often delays the end of a run."""
+        if not self._warm(None):
+            return self.cap
+        return min(self.cap, max(self.min_gap, self.tail_share * self._times.median()))
 
     def _warm(self, expected: float | None) -> bool:
         """Whether enough evaluations were seen to trust what they say."""

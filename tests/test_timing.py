@@ -1,6 +1,6 @@
 """Learned polling and longest-first ordering: pure strategies, no network needed.
 
-The lead tunes how the schedule places its polls (the multiples around an expected time, how
+The benchmark tunes how the schedule places its polls (the multiples around an expected time, how
 much each poll should save, ``warmup``); these tests check what must hold for any sensible
 choice, and name the tunable constants only symbolically.
 """
@@ -335,3 +335,14 @@ def test_longest_first_is_a_stable_sort_by_expected_total(
         assert total(a) >= total(b)
         if total(a) == total(b):
             assert index[id(a)] < index[id(b)], "ties keep their original order"
+
+
+def test_once_warm_no_wait_between_polls_exceeds_its_share_of_the_median() -> None:
+    schedule = learned(tail_share=0.5)
+    observe_spread(schedule, [1.0 + n / 10 for n in range(schedule.warmup + 10)])
+    longest = schedule.tail_share * statistics.median(
+        1.0 + n / 10 for n in range(schedule.warmup + 10)
+    )
+    gaps = intervals(take(schedule.offsets("slow-one")))
+    assert max(gaps) <= longest + 0.05
+    assert max(gaps[1:]) > longest / 2, "the share is what bounds the tail, not something less"

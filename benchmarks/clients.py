@@ -1,0 +1,94 @@
+"""Each variant runs as a child process, so its CPU time and peak memory are its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from benchmarks.simulator import PASSWORD, USERNAME
+from benchmarks.workloads import Workload
+
+TRANSITION = "{from: build, to: stage-release}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRun:
+    """What one variant did, seen from the client: its makespan, resources and detections."""
+
+    makespan: float
+    cpu_seconds: float
+    peak_rss_mib: float
+    detected: dict[str, float]
+    """statusId -> wall-clock time the client saw the evaluation finish."""
+    exit_code: int
+
+
+def write_manifest(path: Path, workload: Workload, public_ids: list[str]) -> Path:
+    """One entry naming every application: the shape of a nightly manifest."""
+    apps = "\n".join(f"      - {p}" for p in public_ids)
+    path.write_text(
+        f"version: 1\nconcurrency: {workload.concurrency}\npromotions:\n"
+        f"  - applications:\n{apps}\n    transitions: [{TRANSITION}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_iq_promote(base_url: str, manifest: Path, state_dir: Path, report: Path) -> ClientRun:
+    """``iq-promote run`` as a user starts it from cron."""
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "run",
+        str(manifest),
+        f"--server-url={base_url}",
+        f"--state-dir={state_dir}",
+        f"--report={report}",
+        "--no-fetch-results",
+        "--no-baseline",
+        "--quiet",
+    ]
+    env = os.environ | {"IQ_USERNAME": USERNAME, "IQ_PASSWORD": PASSWORD}
+    code, cpu, rss = _measured(command, env, report.with_suffix(".log"))
+    data = json.loads(report.read_text(encoding="utf-8"))
+    detected = {
+        r["statusUrl"].rsplit("/", 1)[-1]: datetime.fromisoformat(r["finishedAt"]).timestamp()
+        for r in data["results"]
+        if r["status"] == "COMPLETED"
+    }
+    return ClientRun(data["durationSeconds"], cpu, rss, detected, code)
+
+
+def run_script(
+    base_url: str, interval: float, concurrency: int, ids_file: Path, out: Path
+) -> ClientRun:
+    """The baseline script of :mod:`benchmarks.script`."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.script",
+        base_url,
+        str(interval),
+        str(concurrency),
+        str(ids_file),
+        str(out),
+    ]
+    code, cpu, rss = _measured(command, dict(os.environ), out.with_suffix(".log"))
+    data = json.loads(out.read_text(encoding="utf-8"))
+    return ClientRun(data["makespan"], cpu, rss, data["detected"], code)
+
+
+def _measured(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float]:
+    """Run to the end, its stderr to ``log``; the exit code, CPU seconds (user + system) and
+    peak RSS in MiB."""
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, env=env, stderr=stderr)  # noqa: S603 - ours
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024

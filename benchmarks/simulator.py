@@ -1,0 +1,134 @@
+"""The simulator in its own process, so that the client's CPU and memory are the client's alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from benchmarks.workloads import Workload
+
+USERNAME = "admin"
+PASSWORD = "admin123"  # noqa: S105 - the simulator's default account
+_ANNOUNCED = re.compile(r"IQ Server simulator at (\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One evaluation the server ran, on the client's wall clock."""
+
+    status_id: str
+    seconds: float
+    finished_wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """What the server saw while one variant ran."""
+
+    total_requests: int
+    requests: dict[str, dict[str, int]]
+    evaluations: list[Evaluation]
+    max_running: int
+
+
+class SimulatorProcess:
+    """A running ``iq-promote simulate`` and the calls the harness makes to it."""
+
+    def __init__(self, process: subprocess.Popen[str], base_url: str) -> None:
+        self.process = process
+        self.base_url = base_url
+        token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+        self._auth = f"Basic {token}"
+
+    def reset(self) -> None:
+        self._call("POST", "__simulator/reset-stats")
+
+    def view(self) -> ServerView:
+        """Read the stats, placing the server's monotonic times on this machine's wall clock."""
+        before = time.time()
+        stats = self._call("GET", "__simulator/stats")
+        after = time.time()
+        started_wall = (before + after) / 2 - stats["uptime"]
+        evaluations = [
+            Evaluation(
+                status_id=record["status_id"],
+                seconds=record["finished_at"] - record["started_at"],
+                finished_wall=started_wall + record["finished_at"],
+            )
+            for record in stats["evaluations"]
+        ]
+        return ServerView(
+            total_requests=stats["totalRequests"],
+            requests=stats["requests"],
+            evaluations=evaluations,
+            max_running=stats["maxRunning"],
+        )
+
+    def _call(self, method: str, path: str, *, auth: bool = False) -> Any:
+        request = urllib.request.Request(self.base_url + path, method=method)  # noqa: S310
+        if auth:
+            request.add_header("Authorization", self._auth)
+        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback
+            body = answer.read()
+        return json.loads(body) if body else None
+
+
+@contextmanager
+def simulator_process(workload: Workload, manifest: Path) -> Iterator[SimulatorProcess]:
+    """Start the simulator on a free loopback port, serving exactly the applications the
+    manifest names (each with a scan at every stage), and stop it afterwards, whatever happens."""
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "simulate",
+        "--host=127.0.0.1",
+        "--port=0",
+        "--apps=0",
+        f"--manifest={manifest}",
+        f"--seed={workload.seed}",
+        f"--workers={workload.workers}",
+        f"--eval-time={workload.eval_time}",
+        f"--eval-sigma={workload.eval_sigma}",
+        f"--eval-noise={workload.eval_noise}",
+    ]
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below, after the process
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        command, stderr=log, stdout=subprocess.DEVNULL, text=True
+    )
+    try:
+        yield SimulatorProcess(process, _announced_url(process, log))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _announced_url(process: subprocess.Popen[str], log: IO[str], timeout: float = 30) -> str:
+    """The URL the simulator prints once it listens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.seek(0)
+        if found := _ANNOUNCED.search(log.read()):
+            url = found.group(1)
+            return url if url.endswith("/") else url + "/"
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"the simulator exited with {process.returncode}: {log.read()}")
+        time.sleep(0.05)
+    raise RuntimeError("the simulator did not start listening in time")
