@@ -33,7 +33,9 @@ class AdaptiveLimit:
     """Latency may grow to this multiple of its best window median before we back off."""
     _recent: deque[float] = field(init=False)
     _best: float | None = None
-    _credit: float = 0.0
+    _healthy: int = 0
+    """Healthy completions toward the next increase: counted, not summed as fractions of the
+    limit, so that exactly ``limit`` of them raise it (1/7 added seven times falls short of 1)."""
 
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.window)
@@ -49,7 +51,7 @@ class AdaptiveLimit:
             self.limiter.total_tokens = value
 
     def on_throttled(self) -> None:
-        self._credit = 0.0
+        self._healthy = 0
         self._set(int(self.limit * self.decrease), "throttled")
 
     def intent(self, key: StepKey) -> None:
@@ -71,7 +73,7 @@ class AdaptiveLimit:
                 self._recent.clear()
                 self._set(int(self.limit * self.decrease), "latency rising")
                 return
-        self._credit += 1.0 / self.limit
-        if self._credit >= 1.0:
-            self._credit = 0.0
+        self._healthy += 1
+        if self._healthy >= self.limit:
+            self._healthy = 0
             self._set(self.limit + 1, "healthy")

@@ -25,6 +25,12 @@ from orchestrator.scheduler import Prior, StepKey
 
 JOURNAL_NAME = "journal.sqlite3"
 
+RUNS_KEPT = 10
+"""Finished runs whose steps the journal keeps, newest first; unfinished ones stay for --resume."""
+
+HISTORY_KEPT = 5
+"""Evaluation times kept per application, newest first: what later nights poll by."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,14 +149,13 @@ class Journal:
             "submitted_at, outcome, result FROM steps WHERE run_id = ?",
             (run_id,),
         )
-        for entry, transition, public_id, url, attempts, submitted, outcome, result in rows:
+        for entry, transition, public_id, url, attempts, submitted, _, result in rows:
             key = (entry, transition, public_id)
-            if result is not None and outcome != Outcome.CANCELLED:
-                prior[key] = Prior(result=PromotionResult.model_validate_json(result))
+            decided = PromotionResult.model_validate_json(result) if result else None
+            if decided is not None and not decided.resumable:
+                prior[key] = Prior(result=decided)
             elif url is not None:
-                polls = 0
-                if result is not None:
-                    polls = PromotionResult.model_validate_json(result).polls
+                polls = decided.polls if decided is not None else 0
                 prior[key] = Prior(
                     status_url=url,
                     attempts=attempts,
@@ -160,11 +165,28 @@ class Journal:
         return prior
 
     def end(self, results: Iterable[PromotionResult]) -> None:
-        """Mark the run complete unless something was cancelled (then it can be resumed)."""
-        complete = all(r.status is not Outcome.CANCELLED for r in results)
+        """Mark the run complete unless it stopped before deciding something (then it can
+        be resumed)."""
+        complete = not any(r.resumable for r in results)
         self.db.execute(
             "UPDATE runs SET finished_at = ?, complete = ? WHERE id = ?",
             (datetime.now(UTC).isoformat(), int(complete), self._run()),
+        )
+        self._prune()
+
+    def _prune(self) -> None:
+        """A nightly job runs for years: keep what resuming and polling need, not every night."""
+        old_runs = (
+            "SELECT id FROM runs WHERE complete = 1 AND id NOT IN "
+            "(SELECT id FROM runs WHERE complete = 1 ORDER BY id DESC LIMIT ?)"
+        )
+        self.db.execute(f"DELETE FROM steps WHERE run_id IN ({old_runs})", (RUNS_KEPT,))  # noqa: S608
+        self.db.execute(f"DELETE FROM runs WHERE id IN ({old_runs})", (RUNS_KEPT,))  # noqa: S608
+        self.db.execute(
+            "DELETE FROM durations WHERE rowid IN (SELECT rowid FROM (SELECT rowid, "
+            "ROW_NUMBER() OVER (PARTITION BY public_id ORDER BY recorded_at DESC, rowid DESC) "
+            "AS newer FROM durations) WHERE newer > ?)",
+            (HISTORY_KEPT,),
         )
 
     def _run(self) -> int:
@@ -214,7 +236,7 @@ class Journal:
 
     # --- history ---------------------------------------------------------------------------
 
-    def evaluation_history(self, per_application: int = 5) -> dict[str, list[float]]:
+    def evaluation_history(self, per_application: int = HISTORY_KEPT) -> dict[str, list[float]]:
         """The latest evaluation times of each application, newest first."""
         history: dict[str, list[float]] = {}
         rows = self.db.execute(

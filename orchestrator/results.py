@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -85,3 +85,16 @@ class PromotionResult(ResultModel):
     violations: ViolationCounts | None = Field(
         default=None, description="Policy violations of the new report, when fetched."
     )
+    resumable: bool = Field(
+        default=False,
+        description="The run stopped (a signal, or the server going away) before this "
+        "promotion was decided: `run --resume` follows it by its statusUrl, or sends it if it "
+        "was never accepted. Always true of CANCELLED.",
+    )
+
+    @model_validator(mode="after")
+    def _cancelled_is_resumable(self) -> PromotionResult:
+        """CANCELLED means stopped before the end: whoever made it, a resume picks it up."""
+        if self.status is Outcome.CANCELLED and not self.resumable:
+            object.__setattr__(self, "resumable", True)
+        return self

@@ -216,9 +216,8 @@ class Scheduler:
                 self.control.stop_submitting("server unavailable", outcome=Outcome.ERROR)
                 # Accepted promotions stay resumable: their status URL is in the journal.
                 outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
-                return self._finish(
-                    target, step, self._from(tracked, outcome, f"server unavailable: {exc}")
-                )
+                reason = f"server unavailable: {exc}"
+                return self._finish(target, step, self._from(tracked, outcome, reason, True))
             except NotFoundError as exc:
                 reason = self._not_found_reason(tracked, exc)
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
@@ -277,13 +276,16 @@ class Scheduler:
             )
         return self._from(tracked, Outcome.FAILED, status.reason or "IQ Server gave no reason")
 
-    def _from(self, tracked: _Tracked, status: Outcome, reason: str | None) -> PromotionResult:
+    def _from(
+        self, tracked: _Tracked, status: Outcome, reason: str | None, resumable: bool = False
+    ) -> PromotionResult:
         in_flight = tracked.in_flight
         return step_result(
             tracked.step,
             target=tracked.target,
             status=status,
             reason=reason,
+            resumable=resumable,
             status_url=in_flight.status_url if in_flight else None,
             attempts=tracked.attempts,
             polls=in_flight.polls if in_flight else 0,
@@ -302,7 +304,8 @@ class Scheduler:
     def _stopped(self, tracked: _Tracked) -> PromotionResult:
         reason = self.control.stop_reason or "run stopped"
         outcome = self.control.stop_outcome if tracked.in_flight is None else Outcome.CANCELLED
-        return self._finish(tracked.target, tracked.step, self._from(tracked, outcome, reason))
+        result = self._from(tracked, outcome, reason, resumable=True)
+        return self._finish(tracked.target, tracked.step, result)
 
     def _finish(self, target: Target, step: Step, result: PromotionResult) -> PromotionResult:
         self._results[step.position] = result
@@ -336,7 +339,9 @@ class Scheduler:
                     self._finish(
                         work.target,
                         step,
-                        step_result(step, target=work.target, status=outcome, reason=reason),
+                        step_result(
+                            step, target=work.target, status=outcome, reason=reason, resumable=True
+                        ),
                     )
         results = [r for r in self._results if r is not None]
         assert len(results) == self.plan.total, "every step has a result"

@@ -280,9 +280,13 @@ class IqClient:
             raise RuntimeError("IqClient is used outside 'async with'")
         target = self.base_url.join(URL(url))
         attempts = 0
+        # What the retry policy counts: not the attempts sent while the server was known to be
+        # away (the circuit breaker's probes); how long to wait that out is the breaker's call.
+        counted = 0
         while True:
             await self._gate.before_attempt(retry=attempts > 0)
             attempts += 1
+            counted += 1
             self.stats.count(kind, retry=attempts > 1)
             failure: Failure
             try:
@@ -299,11 +303,14 @@ class IqClient:
                     self._gate.on_success()
                     return _Answer(status=status, body=body, attempts=attempts)
                 failure = Failure(status=status, retry_after=retry_after, detail=_text(body))
-                _raise_unretryable(
-                    failure, what=what, url=target, user=self.settings.credentials.username
-                )
             self._gate.on_failure(failure)
-            delay = self.settings.retry.next_delay(attempts, failure)
+            _raise_unretryable(
+                failure, what=what, url=target, user=self.settings.credentials.username
+            )
+            if self._gate.waiting_out(failure):
+                counted -= 1
+                continue
+            delay = self.settings.retry.next_delay(counted, failure)
             if delay is None:
                 raise _give_up(failure, what=what, attempts=attempts, base=self.base_url)
             log.info(

@@ -71,8 +71,9 @@ class BreakerState(StrEnum):
 class CircuitBreaker:
     """Opens after ``threshold`` consecutive signs of a server that is away (connection errors,
     502/503/504), lets one probe through every ``probe_interval`` seconds (growing up to
-    ``max_probe_interval``), closes on the first success, and gives up after ``down_timeout``
-    seconds open."""
+    ``max_probe_interval``), closes on the first answer that is no such sign (a success, but
+    also a 500 or a 429: the server is there), and gives up after ``down_timeout`` seconds
+    open."""
 
     threshold: int = 5
     probe_interval: float = 1.0
@@ -104,7 +105,9 @@ class CircuitBreaker:
 
     def record_failure(self, failure: Failure) -> None:
         if not self.signals_outage(failure):
-            self.consecutive_failures = 0
+            # Any other answer (500, 429, 404...) comes from a server that is there: the
+            # outage is over, and a probe answered so must not keep the probe slot taken.
+            self.record_success()
             return
         self.consecutive_failures += 1
         now = self.clock()
@@ -173,6 +176,15 @@ class RequestGate:
                     await anyio.sleep(wait)
             else:
                 self.budget.deposit()
+
+    def waiting_out(self, failure: Failure) -> bool:
+        """Whether this failure belongs to an outage the breaker is already handling: the
+        next attempt then waits for its probe, and the retry policy does not count it."""
+        return (
+            self.breaker is not None
+            and self.breaker.signals_outage(failure)
+            and self.breaker.state is not BreakerState.CLOSED
+        )
 
     def on_success(self) -> None:
         if self.breaker is not None:

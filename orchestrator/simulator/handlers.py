@@ -75,7 +75,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def applications(request: web.Request) -> web.Response:
-    wanted = request.query.getall("publicId", [])
+    wanted = set(request.query.getall("publicId", []))
     apps = state_of(request).portfolio.applications
     if wanted:
         apps = [a for a in apps if a.public_id in wanted]

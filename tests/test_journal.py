@@ -1,0 +1,262 @@
+"""The run journal: what a resume finds, what history later nights learn from, and what a
+crash leaves behind."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import UsageError
+from orchestrator.journal import HISTORY_KEPT, JOURNAL_NAME, RUNS_KEPT, Journal, manifest_digest
+from orchestrator.results import Outcome, PromotionResult
+from orchestrator.scheduler import StepKey
+
+MANIFEST = "nightly.yaml"
+DIGEST = manifest_digest("version: 1\n")
+STARTED = datetime(2025, 1, 6, 2, 30, tzinfo=UTC)
+
+
+def result(
+    key: StepKey,
+    status: Outcome,
+    *,
+    status_url: str | None = None,
+    attempts: int = 1,
+    polls: int = 0,
+    evaluation_seconds: float | None = None,
+    stage: str = "build",
+) -> PromotionResult:
+    entry, transition, public_id = key
+    return PromotionResult(
+        public_id=public_id,
+        entry_index=entry,
+        transition_index=transition,
+        source_stage_id="build",
+        target_stage_id=stage,
+        status=status,
+        reason=None if status is Outcome.COMPLETED else f"{status} on purpose",
+        status_url=status_url,
+        attempts=attempts,
+        polls=polls,
+        evaluation_seconds=evaluation_seconds,
+    )
+
+
+def url(n: int) -> str:
+    return f"http://127.0.0.1:1/api/v2/evaluation/applications/a{n}/status/s{n}"
+
+
+def rows(state_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read the journal's file directly, as a second process (or a person) would."""
+    with sqlite3.connect(state_dir / JOURNAL_NAME) as db:
+        return list(db.execute(sql))
+
+
+def test_a_run_round_trips_and_a_finished_run_is_not_resumed(tmp_path: Path) -> None:
+    done, failed = (0, 0, "app-a"), (0, 0, "app-b")
+    with Journal(tmp_path) as journal:
+        run_id = journal.begin(MANIFEST, DIGEST, STARTED)
+        for n, (key, outcome) in enumerate(((done, Outcome.COMPLETED), (failed, Outcome.FAILED))):
+            journal.intent(key)
+            journal.submitted(key, url(n), attempts=2)
+            journal.finished(key, result(key, outcome, status_url=url(n), attempts=2))
+        journal.end([result(done, Outcome.COMPLETED), result(failed, Outcome.FAILED)])
+
+    assert rows(tmp_path, "SELECT id, manifest, complete FROM runs") == [(run_id, MANIFEST, 1)]
+    assert rows(tmp_path, "SELECT public_id, outcome, attempts FROM steps ORDER BY 1") == [
+        ("app-a", "COMPLETED", 2),
+        ("app-b", "FAILED", 2),
+    ]
+    with Journal(tmp_path) as journal:
+        assert journal.resume_point(MANIFEST, DIGEST) is None
+        assert journal.resume_point("other.yaml", DIGEST) is None
+
+
+def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -> None:
+    completed, in_air, accepted, cancelled = (
+        (0, 0, "done"),
+        (0, 0, "in-air"),
+        (0, 0, "accepted"),
+        (1, 0, "cancelled"),
+    )
+    with Journal(tmp_path) as journal:
+        run_id = journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent(completed)
+        journal.submitted(completed, url(1), attempts=1)
+        journal.finished(completed, result(completed, Outcome.COMPLETED, status_url=url(1)))
+        journal.intent(in_air)  # the POST was sent, its answer never recorded
+        journal.intent(accepted)
+        journal.submitted(accepted, url(3), attempts=3)
+        journal.intent(cancelled)
+        journal.submitted(cancelled, url(4), attempts=1)
+        journal.finished(
+            cancelled, result(cancelled, Outcome.CANCELLED, status_url=url(4), polls=5)
+        )
+        # No end(): the process died here.
+
+    with Journal(tmp_path) as journal:
+        point = journal.resume_point(MANIFEST, DIGEST)
+        assert point is not None
+        assert journal.run_id == point.run_id == run_id
+        assert point.started_at == STARTED
+        prior = point.prior
+
+    kept = prior[completed].result
+    assert kept is not None
+    assert kept.status is Outcome.COMPLETED
+    assert prior[completed].status_url is None  # a kept result is not followed again
+    assert in_air not in prior  # never accepted: a resume sends it (again)
+    assert prior[accepted].result is None
+    assert prior[accepted].status_url == url(3)
+    assert prior[accepted].attempts == 3
+    assert prior[accepted].submitted_at is not None
+    # A CANCELLED result is not final: it is followed again by its status URL.
+    assert prior[cancelled].result is None
+    assert prior[cancelled].status_url == url(4)
+    assert prior[cancelled].polls == 5
+
+
+def test_resuming_after_the_manifest_changed_is_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent((0, 0, "app"))
+    with Journal(tmp_path) as journal, pytest.raises(UsageError, match="manifest changed"):
+        journal.resume_point(MANIFEST, manifest_digest("version: 1\n# edited\n"))
+
+
+def test_a_later_finished_run_hides_an_older_unfinished_one(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent((0, 0, "app"))
+        journal.begin(MANIFEST, DIGEST, STARTED)  # started afresh without --resume
+        journal.end([result((0, 0, "app"), Outcome.COMPLETED)])
+        assert journal.resume_point(MANIFEST, DIGEST) is None
+
+
+def test_a_cancelled_step_keeps_the_run_resumable(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.end([result(key, Outcome.COMPLETED), result(key, Outcome.CANCELLED)])
+        assert journal.resume_point(MANIFEST, DIGEST) is not None
+
+
+def test_submitted_at_is_kept_across_resubmissions(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent(key)
+        journal.submitted(key, url(1), attempts=1)
+        (first,) = rows(tmp_path, "SELECT submitted_at FROM steps")
+        # A resumed run reports the same promotion as submitted again (same or new URL).
+        journal.submitted(key, url(2), attempts=4)
+        journal.submitted(key, url(2), attempts=4)
+    assert rows(tmp_path, "SELECT status_url, attempts, submitted_at FROM steps") == [
+        (url(2), 4, first[0])
+    ]
+
+
+def test_a_result_without_a_status_url_keeps_the_recorded_one(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.submitted(key, url(1), attempts=1)
+        journal.finished(key, result(key, Outcome.CANCELLED, status_url=None))
+        point = journal.resume_point(MANIFEST, DIGEST)
+    assert point is not None
+    assert point.prior[key].status_url == url(1)
+
+
+def test_evaluation_history_holds_the_latest_times_per_application(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        for seconds in range(1, 8):
+            key = (0, seconds, "busy")
+            journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=seconds))
+        quiet = (0, 0, "quiet")
+        journal.finished(quiet, result(quiet, Outcome.COMPLETED, evaluation_seconds=0.5))
+        # Neither a failure nor a completion without a measured time is history.
+        journal.finished((1, 0, "quiet"), result(quiet, Outcome.FAILED, evaluation_seconds=9))
+        journal.finished((2, 0, "quiet"), result(quiet, Outcome.COMPLETED))
+        assert journal.evaluation_history(per_application=3) == {
+            "busy": [7.0, 6.0, 5.0],
+            "quiet": [0.5],
+        }
+    with Journal(tmp_path) as journal:  # and the next night still has it
+        history = journal.evaluation_history()
+    assert history["busy"] == [7.0, 6.0, 5.0, 4.0, 3.0]
+    assert history["quiet"] == [0.5]
+
+
+def test_the_journal_survives_reopening(tmp_path: Path) -> None:
+    for night in range(3):
+        with Journal(tmp_path) as journal:
+            journal.begin(MANIFEST, DIGEST, STARTED)
+            key = (0, 0, "app")
+            journal.intent(key)
+            journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=night + 1))
+            journal.end([result(key, Outcome.COMPLETED)])
+    assert rows(tmp_path, "SELECT id, complete FROM runs") == [(1, 1), (2, 1), (3, 1)]
+    with Journal(tmp_path) as journal:
+        assert journal.evaluation_history()["app"] == [3.0, 2.0, 1.0]
+
+
+def test_a_journal_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / JOURNAL_NAME).write_bytes(b"this is not an SQLite database, not at all" * 100)
+    with pytest.raises(UsageError, match="move it aside"), Journal(tmp_path):
+        pass
+
+
+def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> None:
+    """A process that dies without closing the journal (no commit, no checkpoint, no close)
+    loses nothing it recorded: every record is its own transaction in WAL mode."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from datetime import datetime, UTC
+        from pathlib import Path
+        from orchestrator.journal import Journal
+        journal = Journal(Path({str(tmp_path)!r})).__enter__()
+        journal.begin({MANIFEST!r}, {DIGEST!r}, datetime.now(UTC))
+        for n in range(50):
+            key = (0, 0, f"app-{{n}}")
+            journal.intent(key)
+            if n % 2:
+                journal.submitted(key, f"status/{{n}}", 1)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    crashed = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], check=False, timeout=60, capture_output=True
+    )
+    assert crashed.returncode == -9, crashed.stderr.decode()
+    assert (tmp_path / f"{JOURNAL_NAME}-wal").exists()  # never checkpointed into the main file
+
+    with Journal(tmp_path) as journal:
+        point = journal.resume_point(MANIFEST, DIGEST)
+    assert point is not None
+    assert sorted(point.prior) == sorted((0, 0, f"app-{n}") for n in range(1, 50, 2))
+    assert all(p.status_url == f"status/{key[2][4:]}" for key, p in point.prior.items())
+    assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(50,)]
+
+
+def test_a_journal_kept_for_years_holds_only_recent_runs_and_history(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        for night in range(RUNS_KEPT + 5):
+            journal.begin("nightly.yaml", "digest", datetime.now(UTC))
+            journal.intent(key)
+            journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=float(night)))
+            journal.end([result(key, Outcome.COMPLETED)])
+        runs = journal.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        steps = journal.db.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+        history = journal.evaluation_history()
+    assert runs == steps == RUNS_KEPT
+    newest = float(RUNS_KEPT + 4)
+    assert history == {"app": [newest - n for n in range(HISTORY_KEPT)]}
