@@ -55,11 +55,10 @@ class SimulatorProcess:
         self._call("POST", "__simulator/reset-stats")
 
     def view(self) -> ServerView:
-        """Read the stats, placing the server's monotonic times on this machine's wall clock."""
-        before = time.time()
+        """Read the stats, placing the server's monotonic times on this machine's wall clock
+        (the monotonic clock is the machine's, shared by every process)."""
         stats = self._call("GET", "__simulator/stats")
-        after = time.time()
-        started_wall = (before + after) / 2 - stats["uptime"]
+        started_wall = stats["monotonicStart"] + time.time() - time.monotonic()
         evaluations = [
             Evaluation(
                 status_id=record["status_id"],

@@ -80,6 +80,14 @@ def server_env(password: str = SIMULATOR_PASSWORD) -> dict[str, str | None]:
     return {"IQ_USERNAME": "admin", "IQ_PASSWORD": password}
 
 
+def run_against(
+    sim: Simulator, manifest: Path, *args: str | Path, password: str = SIMULATOR_PASSWORD
+) -> Result:
+    """``iq-promote run MANIFEST --server-url SIM ARGS``, with the credentials from the
+    environment, as a cron job has them."""
+    return invoke("run", manifest, "--server-url", sim.base_url, *args, env=server_env(password))
+
+
 def events(result: Result) -> list[dict[str, Any]]:
     """The JSON log lines of the command's stderr."""
     return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
@@ -342,16 +350,13 @@ def test_a_baseline_that_is_not_a_report_is_refused_before_anything_is_sent(
     with threaded_simulator_factory() as sim:
         pid = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "m.yaml", ([pid], REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--report",
             report,
             "--baseline",
             not_a_report,
-            env=server_env(),
         )
         requests = sim.stats.total_requests
     assert result.exit_code == 2
@@ -439,17 +444,14 @@ def test_dry_run_exits_0_when_every_application_resolves_and_sends_nothing(
     with threaded_simulator_factory() as sim:
         pids = [a.public_id for a in sim.portfolio.applications[:3]]
         manifest = write_manifest(tmp_path / "dry.yaml", (pids, REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--dry-run",
             "--report",
             report,
             "--state-dir",
             states,
-            env=server_env(),
         )
         promotions = sim.stats.requests_to("promote-scan")
         applications = sim.stats.requests_to("applications")
@@ -471,15 +473,12 @@ def test_dry_run_exits_1_when_an_application_is_unknown(
     with threaded_simulator_factory() as sim:
         known = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "dry.yaml", ([known, "no-such-app"], REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--dry-run",
             "--report",
             report,
-            env=server_env(),
         )
         promotions = sim.stats.requests_to("promote-scan")
     assert result.exit_code == 1, result.stderr
@@ -500,18 +499,16 @@ def test_wrong_password_exits_3_sends_no_promotion_and_never_shows_it(
     with threaded_simulator_factory(password="the-server-s3cret") as sim:
         pids = [a.public_id for a in sim.portfolio.applications[:2]]
         manifest = write_manifest(tmp_path / "m.yaml", (pids, REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--report",
             report,
             "--state-dir",
             states,
             "--log-level",
             "debug",
-            env=server_env(wrong),
+            password=wrong,
         )
         asked = sim.stats.total_requests
         promotions = sim.stats.requests_to("promote-scan")
@@ -584,16 +581,13 @@ def test_a_locked_state_directory_exits_75_and_writes_no_report(
     with threaded_simulator_factory() as sim, StateLock(states):
         pid = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "m.yaml", ([pid], REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--report",
             report,
             "--state-dir",
             states,
-            env=server_env(),
         )
         requests = sim.stats.total_requests
     assert result.exit_code == 75
@@ -681,18 +675,16 @@ def test_progress_events_off_a_terminal_and_no_secret_anywhere(
     with threaded_simulator_factory(**slow) as sim:
         pid = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "m.yaml", ([pid], REEVALUATE))
-        result = invoke(
-            "run",
+        result = run_against(
+            sim,
             manifest,
-            "--server-url",
-            sim.base_url,
             "--report",
             report,
             "--state-dir",
             states,
             "--progress-interval",
             "1",
-            env=server_env(secret),
+            password=secret,
         )
     assert result.exit_code == 0, result.stderr
     names = event_names(result)

@@ -27,6 +27,9 @@ class EvaluationRecord:
 class SimulatorStats:
     """Live counters of a running simulator; read them directly or at ``GET /__simulator/stats``.
 
+    ``monotonicStart`` in the JSON is ``time.monotonic()`` at start: a tool on the same machine
+    places the records on its own clock with it, however long the answer took to arrive.
+
     ``requests`` counts API requests by (route name, method); requests the simulator answered
     with an injected fault are counted there too, and by kind in ``faults``.
     """
@@ -71,6 +74,7 @@ class SimulatorStats:
             by_route.setdefault(route, {})[method] = count
         return {
             "uptime": round(self.now(), 6),
+            "monotonicStart": self.started,
             "requests": by_route,
             "totalRequests": self.total_requests,
             "faults": dict(self.faults),
