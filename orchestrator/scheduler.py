@@ -2,7 +2,8 @@
 
 Each application gets one task that walks its chains in manifest order, so one application
 never has two promotions at once; a :class:`anyio.CapacityLimiter` bounds the evaluations in
-flight across applications, held from the POST until the final status.
+flight across applications, held from the POST until the final status. Application tasks
+start in order as slots come near, not all at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from orchestrator.poller import InFlight, PollStrategy, follow
 from orchestrator.results import Outcome, PromotionResult
 
 log = structlog.get_logger("orchestrator.scheduler")
+
+ADMISSION_SLACK = 8
+"""Applications started beyond twice the bound, so that chains between steps never starve it."""
 
 StepKey = tuple[int, int, str]
 """(entry index, transition index, public id): a step's identity across runs of a manifest."""
@@ -141,6 +145,8 @@ class Scheduler:
         self.after_completion = after_completion
         self._results: list[PromotionResult | None] = [None] * plan.total
         self._tracked: dict[int, _Tracked] = {}
+        self._active = 0
+        self._vacancy: anyio.Event | None = None
 
     async def run(self, order: Sequence[ApplicationWork] | None = None) -> list[PromotionResult]:
         for unresolved in self.plan.unresolved:
@@ -148,8 +154,26 @@ class Scheduler:
         with self.control.scope:
             async with anyio.create_task_group() as tg:
                 for work in order if order is not None else self.plan.work:
-                    tg.start_soon(self._application, work, name=work.target.public_id)
+                    await self._admission()
+                    self._active += 1
+                    tg.start_soon(self._admitted, work, name=work.target.public_id)
         return self._fill_unfinished()
+
+    async def _admission(self) -> None:
+        """Wait until the next application could soon get a slot. Tens of thousands of tasks
+        waiting on the limiter would hold memory for nothing; twice the bound (it may grow,
+        with ``concurrency: auto``) keeps a slot that frees from waiting for a task."""
+        while self._active >= 2 * self.limiter.total_tokens + ADMISSION_SLACK:
+            self._vacancy = anyio.Event()
+            await self._vacancy.wait()
+
+    async def _admitted(self, work: ApplicationWork) -> None:
+        try:
+            await self._application(work)
+        finally:
+            self._active -= 1
+            if self._vacancy is not None:
+                self._vacancy.set()
 
     async def _application(self, work: ApplicationWork) -> None:
         for chain in work.chains:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,6 +22,7 @@ from orchestrator.plan import ApplicationWork, Plan, Step, resolve_plan
 from orchestrator.poller import BackoffSchedule
 from orchestrator.results import Outcome, PromotionResult
 from orchestrator.scheduler import (
+    ADMISSION_SLACK,
     Prior,
     RunControl,
     RunOptions,
@@ -471,3 +473,26 @@ async def test_the_completion_hook_replaces_the_result(
     assert sorted(r.reason or "" for r in finished if r.status is Outcome.COMPLETED) == sorted(
         f"checked {pid}" for pid in pids
     )
+
+
+# --- admission -----------------------------------------------------------------------------
+
+
+async def test_application_tasks_start_as_slots_come_near_not_all_at_once(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """A portfolio of thousands would otherwise hold a waiting task per application."""
+    apps = [f"admitted-{n:03d}" for n in range(120)]
+    async with (
+        simulator_factory(extra_applications=tuple((p, None) for p in apps), apps=0) as sim,
+        session(sim, manifest_text((apps, [BUILD]))) as s,
+    ):
+        tasks: list[int] = []
+        recorder = Recorder(on_submitted=lambda _: tasks.append(len(asyncio.all_tasks())))
+        options = RunOptions(concurrency=2, promotion_timeout=LIMIT)
+        results = await run(s.scheduler(options=options, listeners=[recorder]))
+    assert [r.status for r in results] == [Outcome.COMPLETED] * len(apps)
+    assert len(tasks) == len(apps)
+    # 2 x 2 + ADMISSION_SLACK application tasks at most, beside the simulator's and the
+    # client's own; the whole portfolio at once would be over 120.
+    assert max(tasks) < 2 * 2 + ADMISSION_SLACK + 40
