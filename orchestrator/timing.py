@@ -117,16 +117,16 @@ class LearnedSchedule:
     since submission than the one before (up to ``cap`` between polls)."""
     warmup: int = 20
     """Evaluations to see before their times are trusted."""
-    patience: float = 0.05
+    patience: float = 0.045
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
     patience_with_history: float = 0.042
     """The same for applications with history. Tuned, like ``patience``, on the standard
     benchmark workload (docs/performance.md)."""
-    tail_share: float = 0.6
-    """The longest wait between two polls once the run's median evaluation time is known, as
-    a share of it."""
+    tail_share: float = 0.4
+    """Once an evaluation runs past its expected time (from history, else the run's median),
+    the longest wait between two polls, as a share of that time."""
     min_gap: float = 0.05
     window: int = 2000
     """How many of the latest observations the distributions keep."""
@@ -161,7 +161,7 @@ class LearnedSchedule:
                 prior += 1
             elif planned is None:
                 planned = self._beyond(last)
-            last = min(max(planned, last + self.min_gap), last + self._longest_gap())
+            last = min(max(planned, last + self.min_gap), last + self._longest_gap(expected, last))
             yield last
 
     def _beyond(self, last: float) -> float:
@@ -172,12 +172,17 @@ class LearnedSchedule:
         interval = min(last * (self.growth - 1), self.cap)
         return last + interval * self.rng.uniform(0.9, 1.1)
 
-    def _longest_gap(self) -> float:
-        """``cap``, or less once the run's typical evaluation time is known: a late poll of a
-        long evaluation is what most often delays the end of a run."""
-        if not self._warm(None):
+    def _longest_gap(self, expected: float | None, last: float) -> float:
+        """``cap``, or less once an evaluation runs past its typical time (its own, from
+        history, else the run's median): a late poll of a long evaluation is what most often
+        delays the end of a run."""
+        if expected is None:
+            if not self._warm(None):
+                return self.cap
+            expected = self._times.median()
+        if last < expected:
             return self.cap
-        return min(self.cap, max(self.min_gap, self.tail_share * self._times.median()))
+        return min(self.cap, max(self.min_gap, self.tail_share * expected))
 
     def _warm(self, expected: float | None) -> bool:
         """Whether enough evaluations were seen to trust what they say."""

@@ -337,12 +337,23 @@ def test_longest_first_is_a_stable_sort_by_expected_total(
             assert index[id(a)] < index[id(b)], "ties keep their original order"
 
 
-def test_once_warm_no_wait_between_polls_exceeds_its_share_of_the_median() -> None:
+def test_past_the_median_no_wait_between_polls_exceeds_its_share_of_it() -> None:
     schedule = learned(tail_share=0.5)
-    observe_spread(schedule, [1.0 + n / 10 for n in range(schedule.warmup + 10)])
-    longest = schedule.tail_share * statistics.median(
-        1.0 + n / 10 for n in range(schedule.warmup + 10)
-    )
-    gaps = intervals(take(schedule.offsets("slow-one")))
-    assert max(gaps) <= longest + 0.05
-    assert max(gaps[1:]) > longest / 2, "the share is what bounds the tail, not something less"
+    seen = [1.0 + n / 10 for n in range(schedule.warmup + 10)]
+    observe_spread(schedule, seen)
+    median = statistics.median(seen)
+    offsets = take(schedule.offsets("slow-one"))
+    late = intervals([o for o in offsets if o >= median])[1:]
+    assert max(late) <= schedule.tail_share * median + 0.05
+    assert max(late) > schedule.tail_share * median / 2, "the share is what bounds the tail"
+
+
+def test_with_history_a_long_evaluation_is_not_polled_early_for_the_tail_share() -> None:
+    """The share bounds waits past an evaluation's own expected time, not before it: an
+    application ten times slower than the run's median is first asked near its own time."""
+    history = {"slow-one": [30.0], **{f"app-{n}": [3.0] for n in range(30)}}
+    schedule = learned(history, cap=100.0)
+    for n in range(30):
+        schedule.observe(f"app-{n}", 2.9, 3.1)
+    first = next(schedule.offsets("slow-one"))
+    assert first > 0.5 * 30.0
