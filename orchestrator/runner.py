@@ -149,9 +149,13 @@ async def _execute(
         on_throttled=adaptive.on_throttled if adaptive else None,
     )
     async with IqClient(config.client, gate=gate) as client:
-        plan = await resolve_plan(config.manifest, client)
-        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
         server_url = str(client.base_url)
+        with control.cancellable() as planning:
+            plan = await resolve_plan(config.manifest, client)
+        if planning.cancelled_caught:
+            log.warning("run.stopped_before_plan", reason=control.stop_reason, sent=0)
+            return _Executed([], server_url)
+        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
         if config.progress is not None:
             prior = resume.prior.values() if resume else ()
             decided = Counter(p.result.status for p in prior if p.result)

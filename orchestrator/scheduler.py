@@ -8,7 +8,8 @@ start in order as slots come near, not all at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -93,10 +94,30 @@ class RunControl:
     signal: int | None = None
     """The signal that stopped the run, if one did."""
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    """The scheduler's; :meth:`cancellable` makes others for the work before it."""
+    _others: list[anyio.CancelScope] = field(default_factory=list)
 
     @property
     def stopping(self) -> bool:
         return self.stop_reason is not None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.scope.cancel_called
+
+    @contextmanager
+    def cancellable(self) -> Iterator[anyio.CancelScope]:
+        """A scope that :meth:`cancel` cancels too, for work done before the scheduler runs
+        (resolving the plan), so that a second signal or the end of the grace stops it."""
+        scope = anyio.CancelScope()
+        if self.cancelled:
+            scope.cancel()
+        self._others.append(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._others.remove(scope)
 
     def stop_submitting(self, reason: str, *, outcome: Outcome = Outcome.CANCELLED) -> None:
         if self.stop_reason is None:
@@ -105,6 +126,8 @@ class RunControl:
 
     def cancel(self) -> None:
         self.scope.cancel()
+        for scope in self._others:
+            scope.cancel()
 
 
 @dataclass(slots=True)

@@ -118,3 +118,18 @@ async def test_gate_raises_unreachable_once_the_breaker_gives_up() -> None:
 
     with anyio.fail_after(5), pytest.raises(UnreachableError, match="server unavailable"):
         await keep_failing()
+
+
+def test_a_server_never_reached_is_not_waited_out_as_an_outage() -> None:
+    """A wrong URL looks like an outage from the first request; the retry policy, not the
+    server-down timeout (minutes), should say so."""
+    breaker = CircuitBreaker(threshold=2, clock=FakeClock())
+    gate = RequestGate(breaker=breaker)
+    for _ in range(3):
+        gate.on_failure(DOWN)
+    assert state(breaker) is BreakerState.OPEN
+    assert not gate.waiting_out(DOWN)
+    gate.on_success()
+    for _ in range(3):
+        gate.on_failure(DOWN)
+    assert gate.waiting_out(DOWN)

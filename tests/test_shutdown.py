@@ -20,7 +20,7 @@ from orchestrator.results import Outcome
 from orchestrator.runner import run
 from orchestrator.scheduler import RunControl
 from orchestrator.shutdown import watch_signals
-from orchestrator.simulator import Simulator
+from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +130,28 @@ async def test_a_signal_mid_run_cancels_what_is_in_flight_and_sends_nothing_new(
             assert (result.status_url is None) == (result.attempts == 0)
     in_flight = [r for r in report.results if r.status is Outcome.CANCELLED and r.status_url]
     assert 0 < len(in_flight) <= 4  # the concurrency
+
+
+async def test_the_end_of_the_grace_stops_a_run_still_resolving_its_plan(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """Resolving the plan can be slow (a server that answers slowly or goes away after the
+    first look-up); a cancelled run must not wait for it, and has sent nothing."""
+    async with simulator_factory(faults=FaultConfig(latency=5.0, latency_jitter=0.0)) as sim:
+        pid = sim.portfolio.applications[0].public_id
+        control = RunControl()
+        config = config_for(sim, manifest(entry([pid], "{from: build, to: build}")))
+        with anyio.fail_after(LIMIT):
+            async with anyio.create_task_group() as tg:
+
+                async def stop_soon() -> None:
+                    await anyio.sleep(0.3)
+                    control.stop_submitting("stopped by SIGTERM")
+                    control.cancel()
+
+                tg.start_soon(stop_soon)
+                report = await run(config, control=control)
+        promotions = sim.stats.requests_to("promote-scan")
+    # Had the look-up been waited for, the plan's one step would be here, CANCELLED.
+    assert report.results == []
+    assert promotions == 0

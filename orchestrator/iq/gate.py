@@ -84,6 +84,8 @@ class CircuitBreaker:
     consecutive_failures: int = 0
     opened_at: float | None = None
     next_probe_at: float = 0.0
+    reached: bool = False
+    """Whether the server ever answered: a server never reached is not having an outage."""
     _interval: float = field(init=False)
     _probing: bool = False
 
@@ -95,6 +97,7 @@ class CircuitBreaker:
         return failure.is_connection_error or failure.status in (502, 503, 504)
 
     def record_success(self) -> None:
+        self.reached = True
         if self.state is not BreakerState.CLOSED:
             log.info("server.back", down_seconds=round(self.down_for(), 1))
         self.state = BreakerState.CLOSED
@@ -179,9 +182,13 @@ class RequestGate:
 
     def waiting_out(self, failure: Failure) -> bool:
         """Whether this failure belongs to an outage the breaker is already handling: the
-        next attempt then waits for its probe, and the retry policy does not count it."""
+        next attempt then waits for its probe, and the retry policy does not count it.
+
+        Only a server that answered before can be having an outage: one that never did is
+        more likely a wrong URL, and the retry policy soon says so."""
         return (
             self.breaker is not None
+            and self.breaker.reached
             and self.breaker.signals_outage(failure)
             and self.breaker.state is not BreakerState.CLOSED
         )
