@@ -79,8 +79,8 @@ class PromotionResult(ResultModel):
     )
     evaluation_seconds: float | None = Field(
         default=None,
-        description="Estimated evaluation time: midway between the last PENDING poll and the "
-        "first final one.",
+        description="Estimated evaluation time, from what the polls bracket: between the last "
+        "PENDING answer and the first final one.",
     )
     violations: ViolationCounts | None = Field(
         default=None, description="Policy violations of the new report, when fetched."

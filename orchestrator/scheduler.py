@@ -264,7 +264,9 @@ class Scheduler:
                 # Accepted promotions stay resumable: their status URL is in the journal.
                 outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
                 reason = f"server unavailable: {exc}"
-                return self._finish(target, step, self._from(tracked, outcome, reason, True))
+                return self._finish(
+                    target, step, self._from(tracked, outcome, reason, resumable=True)
+                )
             except NotFoundError as exc:
                 reason = self._not_found_reason(tracked, exc)
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
