@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from benchmarks.clients import ClientRun
 from benchmarks.simulator import ServerView
+from benchmarks.workloads import Workload
+
+TARGETS = {"night-1": (1.25, 5.0), "night-2": (1.10, 4.0)}
+"""Per variant: the most makespan / lower bound and requests per promotion aimed at."""
+
+LABELS = {
+    "night-1": "iq-promote, first night (no history)",
+    "night-2": "iq-promote, second night (first night's state)",
+    "fixed-0.5s": "script: semaphore, poll every 0.5 s",
+    "fixed-2s": "script: semaphore, poll every 2 s",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +86,62 @@ def _quantile(ordered: list[float], q: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """Every run of one workload, and what the README quotes of them: the medians."""
+
+    workload: Workload
+    date: str
+    machine: str
+    runs: list[Measurement]
+    manifest_load_seconds: float | None = None
+
+    def medians(self, variant: str) -> dict[str, float]:
+        runs = [m for m in self.runs if m.variant == variant]
+        numbers = [f.name for f in fields(Measurement) if f.type in ("float", float)]
+        return {n: round(statistics.median(getattr(m, n) for m in runs), 4) for n in numbers}
+
+    def to_json(self) -> dict[str, object]:
+        document: dict[str, object] = {
+            "workload": self.workload.name,
+            "description": self.workload.description,
+            "date": self.date,
+            "machine": self.machine,
+            "targets": {
+                k: {"ratio": r, "requestsPerPromotion": q} for k, (r, q) in TARGETS.items()
+            },
+        }
+        if self.manifest_load_seconds is not None:
+            document["manifestLoadSeconds"] = self.manifest_load_seconds
+        document["medians"] = {v: self.medians(v) for v in self.workload.variants}
+        document["runs"] = [m.as_json() for m in self.runs]
+        return document
+
+    def markdown(self) -> str:
+        """One row per variant, medians over the repetitions."""
+        repeats = len(self.runs) // max(1, len(self.workload.variants))
+        rows = [
+            f"Workload `{self.workload.name}`: {self.workload.description}. "
+            f"Medians of {repeats} runs ({self.machine}, {self.date}).",
+            "",
+            "| variant | makespan / lower bound | requests per promotion | polls per promotion "
+            "| detection delay median / p95 (s) | client CPU per promotion (ms) | peak RSS (MiB) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for variant in self.workload.variants:
+            m = self.medians(variant)
+            rows.append(
+                f"| {LABELS.get(variant, variant)} | {m['ratio']:.3f} "
+                f"| {m['requests_per_promotion']:.2f} | {m['polls_per_promotion']:.2f} "
+                f"| {m['detection_delay_median']:.3f} / {m['detection_delay_p95']:.3f} "
+                f"| {m['cpu_ms_per_promotion']:.2f} | {m['peak_rss_mib']:.0f} |"
+            )
+        if self.manifest_load_seconds is not None:
+            rows += [
+                "",
+                f"A manifest of {self.workload.apps:,} applications loads and validates in "
+                f"{self.manifest_load_seconds:.2f} s.",
+            ]
+        return "\n".join(rows) + "\n"
