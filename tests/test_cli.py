@@ -350,14 +350,7 @@ def test_a_baseline_that_is_not_a_report_is_refused_before_anything_is_sent(
     with threaded_simulator_factory() as sim:
         pid = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "m.yaml", ([pid], REEVALUATE))
-        result = run_against(
-            sim,
-            manifest,
-            "--report",
-            report,
-            "--baseline",
-            not_a_report,
-        )
+        result = run_against(sim, manifest, "--report", report, "--baseline", not_a_report)
         requests = sim.stats.total_requests
     assert result.exit_code == 2
     assert "is not an iq-promote report" in result.stderr
@@ -444,15 +437,7 @@ def test_dry_run_exits_0_when_every_application_resolves_and_sends_nothing(
     with threaded_simulator_factory() as sim:
         pids = [a.public_id for a in sim.portfolio.applications[:3]]
         manifest = write_manifest(tmp_path / "dry.yaml", (pids, REEVALUATE))
-        result = run_against(
-            sim,
-            manifest,
-            "--dry-run",
-            "--report",
-            report,
-            "--state-dir",
-            states,
-        )
+        result = run_against(sim, manifest, "--dry-run", "--report", report, "--state-dir", states)
         promotions = sim.stats.requests_to("promote-scan")
         applications = sim.stats.requests_to("applications")
     assert result.exit_code == 0, result.stderr
@@ -473,13 +458,7 @@ def test_dry_run_exits_1_when_an_application_is_unknown(
     with threaded_simulator_factory() as sim:
         known = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "dry.yaml", ([known, "no-such-app"], REEVALUATE))
-        result = run_against(
-            sim,
-            manifest,
-            "--dry-run",
-            "--report",
-            report,
-        )
+        result = run_against(sim, manifest, "--dry-run", "--report", report)
         promotions = sim.stats.requests_to("promote-scan")
     assert result.exit_code == 1, result.stderr
     statuses = {r["publicId"]: r["status"] for r in read_json(report)["results"]}
@@ -581,14 +560,7 @@ def test_a_locked_state_directory_exits_75_and_writes_no_report(
     with threaded_simulator_factory() as sim, StateLock(states):
         pid = sim.portfolio.applications[0].public_id
         manifest = write_manifest(tmp_path / "m.yaml", ([pid], REEVALUATE))
-        result = run_against(
-            sim,
-            manifest,
-            "--report",
-            report,
-            "--state-dir",
-            states,
-        )
+        result = run_against(sim, manifest, "--report", report, "--state-dir", states)
         requests = sim.stats.total_requests
     assert result.exit_code == 75
     assert "another iq-promote run" in result.stderr
