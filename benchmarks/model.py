@@ -30,6 +30,8 @@ LATENCY = 0.004
 
 @dataclass(frozen=True, slots=True)
 class Night:
+    """What one modelled night came to; ``estimates`` is what the journal would keep."""
+
     ratio: float
     requests_per_promotion: float
     mean_delay: float
