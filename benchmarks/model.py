@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import click
 
-from orchestrator.poller import PollStrategy
+from orchestrator.poller import BackoffSchedule, PollStrategy
 from orchestrator.timing import LearnedSchedule
 
 LATENCY = 0.004
@@ -36,22 +36,6 @@ class Night:
     requests_per_promotion: float
     mean_delay: float
     estimates: dict[str, float]
-
-
-class _Fixed:
-    """A script's fixed-interval polling."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-
-    def offsets(self, public_id: str) -> Iterator[float]:
-        at = 0.0
-        while True:
-            at += self.interval
-            yield at
-
-    def observe(self, public_id: str, lower: float, upper: float) -> None:
-        """Learns nothing."""
 
 
 class _Oracle:
@@ -150,7 +134,8 @@ def compare(seeds: int, apps: int = 200, workers: int = 20) -> dict[str, list[Ni
             simulate_night(first, _longest_first(order, first), _Oracle(first), workers),
         )
         for interval in (0.5, 2.0):
-            fixed = simulate_night(first, order, _Fixed(interval), workers)
+            script = BackoffSchedule(initial=interval, factor=1.0, cap=interval, jitter=0.0)
+            fixed = simulate_night(first, order, script, workers)
             add(f"script, poll every {interval:g} s", fixed)
         learned = simulate_night(first, order, LearnedSchedule(rng=random.Random(seed)), workers)
         add("iq-promote, first night", learned)

@@ -101,16 +101,12 @@ class RunControl:
     def stopping(self) -> bool:
         return self.stop_reason is not None
 
-    @property
-    def cancelled(self) -> bool:
-        return self.scope.cancel_called
-
     @contextmanager
     def cancellable(self) -> Iterator[anyio.CancelScope]:
         """A scope that :meth:`cancel` cancels too, for work done before the scheduler runs
         (resolving the plan), so that a second signal or the end of the grace stops it."""
         scope = anyio.CancelScope()
-        if self.cancelled:
+        if self.scope.cancel_called:
             scope.cancel()
         self._others.append(scope)
         try:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from orchestrator.simulator import Simulator, SimulatorConfig
+from orchestrator.simulator import FaultConfig, Simulator, SimulatorConfig
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 """``async with simulator_factory(**config_overrides) as sim:``"""
@@ -48,6 +48,20 @@ def simulator_factory() -> SimulatorFactory:
 async def simulator(simulator_factory: SimulatorFactory) -> AsyncIterator[Simulator]:
     """The default simulator: 20 applications, 4 workers, evaluations of about 0.03 s."""
     async with simulator_factory() as sim:
+        yield sim
+
+
+DOOMED_APP = "doomed-app"
+"""The application of ``doomed_simulator`` whose every evaluation fails."""
+
+
+@pytest.fixture
+async def doomed_simulator(simulator_factory: SimulatorFactory) -> AsyncIterator[Simulator]:
+    """The default simulator and one more application, ``doomed-app``, that always fails."""
+    async with simulator_factory(
+        faults=FaultConfig(failing_apps=(DOOMED_APP,)),
+        extra_applications=((DOOMED_APP, None),),
+    ) as sim:
         yield sim
 
 

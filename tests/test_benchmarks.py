@@ -12,9 +12,10 @@ import pytest
 
 from benchmarks.clients import ClientRun
 from benchmarks.measure import Results, measure
-from benchmarks.model import _Fixed, _Oracle, simulate_night
+from benchmarks.model import _Oracle, simulate_night
 from benchmarks.simulator import Evaluation, ServerView
 from benchmarks.workloads import WORKLOADS
+from orchestrator.poller import BackoffSchedule
 
 
 def server(seconds: list[float], *, requests: int, polls: int) -> ServerView:
@@ -78,7 +79,9 @@ def test_the_model_with_perfect_detection_on_one_worker_meets_the_lower_bound() 
 
 def test_the_model_detects_at_the_first_poll_past_each_evaluation() -> None:
     times = {"a": 1.2, "b": 0.7}
-    night = simulate_night(times, list(times), _Fixed(0.5), workers=2)
+    night = simulate_night(
+        times, list(times), BackoffSchedule(initial=0.5, factor=1.0, cap=0.5, jitter=0.0), workers=2
+    )
     # a: polls at 0.5, 1.0, 1.5 (found); b: 0.5, 1.0 (found).
     assert night.requests_per_promotion == pytest.approx(1 + 5 / 2)
     assert night.mean_delay == pytest.approx(((1.5 - 1.2) + (1.0 - 0.7)) / 2)

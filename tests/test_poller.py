@@ -20,7 +20,7 @@ from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import EvaluationState, PromoteScanRequest
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.poller import BackoffSchedule, InFlight, PollStrategy, follow
-from orchestrator.simulator import FaultConfig, Simulator
+from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST_POLLS = BackoffSchedule(initial=0.01, factor=1.5, cap=0.05)
@@ -161,17 +161,14 @@ async def test_follow_stops_at_completed_and_polls_no_more(
 
 @pytest.mark.anyio
 async def test_follow_stops_at_failed_and_polls_no_more(
-    simulator_factory: SimulatorFactory,
+    doomed_simulator: Simulator,
 ) -> None:
-    async with simulator_factory(
-        faults=FaultConfig(failing_apps=("doomed-app",)),
-        extra_applications=(("doomed-app", None),),
-    ) as sim:
-        strategy = Counting(FAST_POLLS)
-        async with IqClient(settings_for(sim.base_url)) as client:
-            in_flight = await submit(client, sim, "doomed-app")
-            with anyio.fail_after(LIMIT):
-                status = await follow(client, in_flight, strategy, "doomed-app")
+    sim = doomed_simulator
+    strategy = Counting(FAST_POLLS)
+    async with IqClient(settings_for(sim.base_url)) as client:
+        in_flight = await submit(client, sim, "doomed-app")
+        with anyio.fail_after(LIMIT):
+            status = await follow(client, in_flight, strategy, "doomed-app")
     assert status.status is EvaluationState.FAILED
     assert status.reason
     assert status_requests(sim) == in_flight.polls == strategy.drawn >= 1

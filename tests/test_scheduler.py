@@ -31,7 +31,7 @@ from orchestrator.scheduler import (
     step_key,
     step_result,
 )
-from orchestrator.simulator import EvaluationRecord, FaultConfig, Simulator
+from orchestrator.simulator import EvaluationRecord, Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -270,18 +270,15 @@ async def test_unresolved_steps_are_errors_in_their_place(simulator: Simulator) 
 
 
 async def test_listeners_hear_intent_then_submitted_then_finished(
-    simulator_factory: SimulatorFactory,
+    doomed_simulator: Simulator,
 ) -> None:
-    async with simulator_factory(
-        faults=FaultConfig(failing_apps=("doomed-app",)),
-        extra_applications=(("doomed-app", None),),
-    ) as sim:
-        pids = [a.public_id for a in sim.portfolio.applications[:3]]
-        text = manifest_text((["doomed-app", *pids], [BUILD, TO_RELEASE]))
-        recorder = Recorder()
-        async with session(sim, text) as s:
-            results = await run(s.scheduler(listeners=[recorder]))
-            keys = s.keys()
+    sim = doomed_simulator
+    pids = [a.public_id for a in sim.portfolio.applications[:3]]
+    text = manifest_text((["doomed-app", *pids], [BUILD, TO_RELEASE]))
+    recorder = Recorder()
+    async with session(sim, text) as s:
+        results = await run(s.scheduler(listeners=[recorder]))
+        keys = s.keys()
     assert len(keys) == len(results) == 8
     for position, key in keys.items():
         result = results[position]
@@ -447,23 +444,20 @@ async def test_a_prior_failure_still_skips_the_rest_of_its_chain(simulator: Simu
 
 
 async def test_the_completion_hook_replaces_the_result(
-    simulator_factory: SimulatorFactory,
+    doomed_simulator: Simulator,
 ) -> None:
-    async with simulator_factory(
-        faults=FaultConfig(failing_apps=("doomed-app",)),
-        extra_applications=(("doomed-app", None),),
-    ) as sim:
-        pids = [a.public_id for a in sim.portfolio.applications[:2]]
-        seen: list[tuple[int, Outcome]] = []
+    sim = doomed_simulator
+    pids = [a.public_id for a in sim.portfolio.applications[:2]]
+    seen: list[tuple[int, Outcome]] = []
 
-        async def hook(step: Step, result: PromotionResult) -> PromotionResult:
-            seen.append((step.position, result.status))
-            await anyio.lowlevel.checkpoint()
-            return result.model_copy(update={"reason": f"checked {result.public_id}"})
+    async def hook(step: Step, result: PromotionResult) -> PromotionResult:
+        seen.append((step.position, result.status))
+        await anyio.lowlevel.checkpoint()
+        return result.model_copy(update={"reason": f"checked {result.public_id}"})
 
-        recorder = Recorder()
-        async with session(sim, manifest_text(([*pids, "doomed-app"], [BUILD]))) as s:
-            results = await run(s.scheduler(after_completion=hook, listeners=[recorder]))
+    recorder = Recorder()
+    async with session(sim, manifest_text(([*pids, "doomed-app"], [BUILD]))) as s:
+        results = await run(s.scheduler(after_completion=hook, listeners=[recorder]))
     assert sorted(seen) == [(0, Outcome.COMPLETED), (1, Outcome.COMPLETED)]
     assert [r.reason for r in results[:2]] == [f"checked {pid}" for pid in pids]
     assert results[2].status is Outcome.FAILED
