@@ -11,6 +11,10 @@ schedule here places each poll where it saves as much waiting as every other pol
   close around that (later nights); :func:`longest_first` starts the longest-expected work
   first.
 
+What is learned from a finished evaluation is where in its bracket (last PENDING, first
+final answer) it most likely ended, by a lognormal fitted to the others: sharper than the
+bracket's midpoint, so later polls, and later nights, can aim closer.
+
 Each next poll is planned after the previous answer, from what is known by then. Past what
 is known (too few observations, or an evaluation slower than any seen) it falls back to
 growing intervals, so missing or wrong knowledge costs requests, never correctness.
@@ -20,16 +24,25 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 import statistics
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 from orchestrator.plan import ApplicationWork
 
 PRIOR_AROUND_EXPECTED = (0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.5)
 """Multiples of an application's expected time to poll at before tonight's ratios are known."""
+
+FIT_AFTER = 10
+"""Observations before their lognormal fit places an evaluation inside its bracket."""
+MAX_FIT_SIGMA = 3.0
+"""A fit spread wider than this (in log units) says nothing about where in a bracket."""
+
+_STANDARD = NormalDist()
 
 
 class _Sample:
@@ -44,28 +57,48 @@ class _Sample:
         self._sorted: list[float] = []
         self._sums: list[float] | None = None
         self._size = size
+        self._logs = 0.0
+        self._log_squares = 0.0
 
     def __len__(self) -> int:
         return len(self._sorted)
 
     def add(self, value: float) -> None:
+        value = max(value, 1e-6)
         if len(self._recent) == self._size:
             oldest = self._recent.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+            self._logs -= math.log(oldest)
+            self._log_squares -= math.log(oldest) ** 2
         self._recent.append(value)
         bisect.insort(self._sorted, value)
+        self._logs += math.log(value)
+        self._log_squares += math.log(value) ** 2
         self._sums = None
 
     def median(self) -> float:
         return self._sorted[len(self._sorted) // 2]
 
-    def mean_between(self, lower: float, upper: float, at_least: int = 3) -> float | None:
-        """The mean of the observations in (lower, upper], if there are ``at_least`` of them."""
-        first = bisect.bisect_right(self._sorted, lower)
-        last = bisect.bisect_right(self._sorted, upper)
-        if last - first < at_least:
+    def within(self, lower: float, upper: float) -> float | None:
+        """Where in (lower, upper] an evaluation most likely ended: its mean there under a
+        lognormal fitted to the observations. A bracket's midpoint is a poor guess when the
+        bracket is wide, above all (0, first poll]: most evaluations end near its top. None
+        until :data:`FIT_AFTER` observations, or when the fit puts nothing in the bracket."""
+        count = len(self._sorted)
+        if count < FIT_AFTER or upper <= lower:
             return None
-        return statistics.fmean(self._sorted[first:last])
+        mu = self._logs / count
+        sigma = math.sqrt(max(self._log_squares / count - mu * mu, 1e-6))
+
+        def below(bound: float, shift: float) -> float:
+            return 0.0 if bound <= 0 else _STANDARD.cdf((math.log(bound) - mu) / sigma - shift)
+
+        mass = below(upper, 0.0) - below(lower, 0.0)
+        shifted = below(upper, sigma) - below(lower, sigma)
+        if mass < 1e-9 or shifted <= 0 or sigma > MAX_FIT_SIGMA:
+            return None
+        mean = math.exp(mu + sigma * sigma / 2 + math.log(shifted) - math.log(mass))
+        return min(upper, max(lower, mean)) if mean > 0 else None
 
     def next_poll(self, after: float, budget: float) -> float | None:
         """The earliest time by which the evaluations that were still running at ``after``
@@ -117,14 +150,14 @@ class LearnedSchedule:
     since submission than the one before (up to ``cap`` between polls)."""
     warmup: int = 20
     """Evaluations to see before their times are trusted."""
-    patience: float = 0.045
+    patience: float = 0.04
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
-    patience_with_history: float = 0.042
+    patience_with_history: float = 0.019
     """The same for applications with history. Tuned, like ``patience``, on the standard
     benchmark workload (docs/performance.md)."""
-    tail_share: float = 0.4
+    tail_share: float = 0.2
     """Once an evaluation runs past its expected time (from history, else the run's median),
     the longest wait between two polls, as a share of that time."""
     min_gap: float = 0.05
@@ -200,21 +233,22 @@ class LearnedSchedule:
         return None if ratio is None else ratio * expected
 
     def observe(self, public_id: str, lower: float, upper: float) -> float:
-        """Learn from the bracket's midpoint; answer, for the history, the mean of the
-        evaluations seen in the same bracket, which beats the midpoint of a wide one."""
+        """Learn where in the bracket the evaluation most likely ended (by what was seen of
+        the others, else its midpoint), and answer that, for the history: sharper
+        estimates make tighter polls, tonight and on later nights."""
         midpoint = (lower + upper) / 2
         expected = self._expected.get(public_id)
         if expected is None:
-            estimate = self._times.mean_between(lower, upper)
+            estimate = self._times.within(lower, upper) or midpoint
         else:
-            ratio = self._ratios.mean_between(lower / expected, upper / expected)
-            estimate = None if ratio is None else ratio * expected
-            self._ratios.add(midpoint / expected)
-            if midpoint > 0 and not 0.5 < midpoint / expected < 2:
+            ratio = self._ratios.within(lower / expected, upper / expected)
+            estimate = midpoint if ratio is None else ratio * expected
+            self._ratios.add(estimate / expected)
+            if estimate > 0 and not 0.5 < estimate / expected < 2:
                 # History was wrong for this application: trust what we see tonight.
-                self._expected[public_id] = midpoint
-        self._times.add(midpoint)
-        return midpoint if estimate is None else estimate
+                self._expected[public_id] = estimate
+        self._times.add(estimate)
+        return estimate
 
 
 def _expected_time(times: Sequence[float]) -> float | None:

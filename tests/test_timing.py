@@ -217,7 +217,7 @@ def test_offsets_are_positive_strictly_increasing_and_unbounded(
     for pid, lower, spread in seen:
         expected = schedule.expected(pid)
         if expected is not None:
-            ratios.append((lower + spread / 2) / expected)
+            ratios.append((lower + spread) / expected)
         schedule.observe(pid, lower, lower + spread)
     offsets = take(schedule.offsets(public_id))
     steps = intervals(offsets)
@@ -225,10 +225,10 @@ def test_offsets_are_positive_strictly_increasing_and_unbounded(
     assert offsets[0] > 0
     assert spaced(offsets, floor)
     assert offsets[-1] >= TAKE * floor * (1 - 1e-9), "they grow without bound"
-    # Past everything observed or expected, intervals never exceed the cap (with jitter).
+    # Past everything observed (a bracket's top) or expected, intervals never exceed the cap.
     expected = schedule.expected(public_id) or 0.0
     horizon = max(
-        max((lower + spread / 2 for _, lower, spread in seen), default=0.0),
+        max((lower + spread for _, lower, spread in seen), default=0.0),
         expected * max(PRIOR_AROUND_EXPECTED),
         expected * max(ratios, default=0.0),
     )
@@ -260,6 +260,41 @@ def test_observations_between_polls_never_send_a_poll_back_in_time(
         drawn.append(next(offsets))
     assert drawn[0] > 0
     assert spaced(drawn, min(schedule.min_gap, schedule.cap))
+
+
+@given(history=histories, batch=observations, public_id=public_ids, seed=st.integers())
+def test_what_an_evaluation_is_estimated_to_have_taken_lies_in_its_bracket(
+    history: dict[str, list[float]],
+    batch: list[tuple[str, float, float]],
+    public_id: str,
+    seed: int,
+) -> None:
+    schedule = learned(history, seed=seed)
+    for pid, lower, spread in [*batch, (public_id, 1.0, 2.0)]:
+        estimate = schedule.observe(pid, lower, lower + spread)
+        assert lower <= estimate <= lower + spread
+
+
+def test_an_evaluation_done_by_the_first_poll_is_placed_near_it_not_halfway() -> None:
+    """Most evaluations end close to the first poll when it is placed below most of them;
+    the midpoint of (0, first poll] would halve this one and mislead the next night."""
+    schedule = learned()
+    observe_spread(schedule, [1.5 + n / 20 for n in range(40)])
+    assert schedule.observe("quick", 0.0, 1.2) > 0.9
+
+
+def test_estimates_fall_back_to_the_midpoint_before_enough_is_seen() -> None:
+    schedule = learned()
+    assert schedule.observe("first", 0.0, 1.2) == pytest.approx(0.6)
+
+
+def test_with_history_estimates_follow_tonights_ratios() -> None:
+    """Tonight runs 20% over history everywhere: a wide bracket around that is resolved by it."""
+    history = {f"app-{n}": [2.0] for n in range(30)}
+    schedule = learned(history)
+    for n in range(20):
+        schedule.observe(f"app-{n}", 2.38, 2.42)
+    assert schedule.observe("app-25", 1.6, 3.0) == pytest.approx(2.4, abs=0.1)
 
 
 def test_a_schedule_without_warmup_polls_before_anything_is_observed() -> None:

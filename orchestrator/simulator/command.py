@@ -31,7 +31,13 @@ Seconds = click.FloatRange(min=0.0)
     "--eval-time", type=Seconds, default=5.0, show_default=True, help="Median evaluation seconds."
 )
 @click.option("--eval-sigma", type=Seconds, default=0.5, show_default=True)
-@click.option("--eval-noise", type=Seconds, default=0.15, show_default=True)
+@click.option(
+    "--eval-noise",
+    type=Seconds,
+    default=0.15,
+    show_default=True,
+    help="How much two runs of one application differ (relative deviation).",
+)
 @click.option("--context-path", default="", help="e.g. /iq, as behind a reverse proxy.")
 @click.option("--release", type=int, default=190, show_default=True, help="IQ release number.")
 @click.option("--username", envvar="IQ_SIM_USERNAME", default="admin", show_default=True)

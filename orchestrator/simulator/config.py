@@ -51,7 +51,7 @@ class SimulatorConfig:
     """One simulated IQ Server. The same seed always gives the same portfolio.
 
     ``eval_time`` is the median evaluation time in seconds; applications spread lognormally
-    around it (``eval_sigma``) and each run varies by about ``eval_noise``.
+    around it (``eval_sigma``) and two runs of one application differ by about ``eval_noise``.
     ``extra_applications`` are (publicId, organization name or None) pairs added to the seeded
     ones, with a scan at every stage; ``extra_organizations`` are organization names to create.
     """

@@ -101,7 +101,9 @@ class Engine:
         return self.config.eval_time * math.exp(self.config.eval_sigma * draw)
 
     def _duration(self, application: Application) -> float:
-        factor = self._noise.gauss(1.0, self.config.eval_noise)
+        """Each run draws its own factor; with deviation ``eval_noise / sqrt 2`` per run, two
+        runs of an application differ by about ``eval_noise``: the night-to-night noise."""
+        factor = self._noise.gauss(1.0, self.config.eval_noise / math.sqrt(2))
         return self.typical_time(application) * max(0.05, factor)
 
     # --- running -----------------------------------------------------------------------------
