@@ -143,12 +143,14 @@ def compare(
             add(f"script, poll every {interval:g} s", fixed)
         learned = simulate_night(first, order, LearnedSchedule(rng=random.Random(seed)), workers)
         add("iq-promote, first night", learned)
+        by_estimates = _longest_first(order, learned.estimates)
+        add(
+            "perfect detection, longest first by the first night's estimates",
+            simulate_night(second, by_estimates, _Oracle(second), workers),
+        )
         history = {p: [e] for p, e in learned.estimates.items()}
         schedule = LearnedSchedule(history=history, rng=random.Random(seed))
-        add(
-            "iq-promote, second night",
-            simulate_night(second, _longest_first(order, learned.estimates), schedule, workers),
-        )
+        add("iq-promote, second night", simulate_night(second, by_estimates, schedule, workers))
     return variants
 
 
