@@ -9,7 +9,9 @@ schedule here places each poll where it saves as much waiting as every other pol
 - with ``history`` (evaluation times from earlier runs, kept in the state directory) it
   learns instead how tonight's times compare with each application's expected one, and polls
   close around that (later nights); :func:`longest_first` starts the longest-expected work
-  first.
+  first. Before any of tonight's times is known, a prior (tonight about as long as expected,
+  within :data:`PRIOR_SPREAD`) stands in for them, so even the first, longest evaluations are
+  polled by the same rule as the rest.
 
 What is learned from a finished evaluation is where in its bracket (last PENDING, first
 final answer) it most likely ended, by a lognormal fitted to the others: sharper than the
@@ -34,8 +36,12 @@ from statistics import NormalDist
 
 from orchestrator.plan import ApplicationWork
 
-PRIOR_AROUND_EXPECTED = (0.75, 0.85, 0.95, 1.05, 1.15, 1.3, 1.5)
-"""Multiples of an application's expected time to poll at before tonight's ratios are known."""
+PRIOR_SPREAD = 0.15
+"""Before tonight's times are known, how far (in log units) they are assumed to stray from the
+expected ones: about as far as two nights of one application differ."""
+PRIOR_WEIGHT = 20
+"""How many of tonight's evaluations the prior counts as; tonight's outweigh it as they come,
+and push it out of the window in the end."""
 
 FIT_AFTER = 10
 """Observations before their lognormal fit places an evaluation inside its bracket."""
@@ -135,9 +141,10 @@ class _Sample:
 class LearnedSchedule:
     """Polls placed by the evaluation times seen so far (and, if given, by history).
 
-    Until ``warmup`` evaluations have been seen, it polls at growing intervals from
-    ``initial`` (or, for an application with history, at :data:`PRIOR_AROUND_EXPECTED` of its
-    expected time); past the slowest evaluation it knows of, at growing intervals again.
+    Without history, until ``warmup`` evaluations have been seen, it polls at growing
+    intervals from ``initial``; with history, the prior (:data:`PRIOR_SPREAD`) places the polls
+    until tonight's times do. Past the slowest evaluation it knows of, it polls at growing
+    intervals again.
     """
 
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)
@@ -149,14 +156,14 @@ class LearnedSchedule:
     """While nothing is known, or past what is known, each poll waits this many times longer
     since submission than the one before (up to ``cap`` between polls)."""
     warmup: int = 20
-    """Evaluations to see before their times are trusted."""
+    """Evaluations to see before their times are trusted, when there is no history."""
     patience: float = 0.04
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
-    patience_with_history: float = 0.019
-    """The same for applications with history. Tuned, like ``patience``, on the standard
-    benchmark workload (docs/performance.md)."""
+    patience_with_history: float = 0.022
+    """The same for applications with history, as a share of the median expected time. Tuned,
+    like ``patience``, on the standard benchmark workload (docs/performance.md)."""
     tail_share: float = 0.2
     """Once an evaluation runs past its expected time (from history, else the run's median),
     the longest wait between two polls, as a share of that time."""
@@ -167,6 +174,7 @@ class LearnedSchedule:
     _times: _Sample = field(init=False, repr=False)
     _ratios: _Sample = field(init=False, repr=False)
     _expected: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _typical_expected: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if min(self.patience, self.patience_with_history, self.tail_share) <= 0:
@@ -178,6 +186,11 @@ class LearnedSchedule:
         for public_id, times in self.history.items():
             if expected := _expected_time(times):
                 self._expected[public_id] = expected
+        if self._expected:
+            self._typical_expected = statistics.median(self._expected.values())
+            for n in range(PRIOR_WEIGHT):
+                z = _STANDARD.inv_cdf((n + 0.5) / PRIOR_WEIGHT)
+                self._ratios.add(math.exp(PRIOR_SPREAD * z))
 
     def expected(self, public_id: str) -> float | None:
         """The application's expected evaluation time, from history, if known."""
@@ -186,13 +199,10 @@ class LearnedSchedule:
     def offsets(self, public_id: str) -> Iterator[float]:
         """Each offset is chosen after the previous poll was answered PENDING."""
         expected = self._expected.get(public_id)
-        last, prior = 0.0, 0
+        last = 0.0
         while True:
             planned = self._next(expected, last)
-            if planned is None and expected is not None and prior < len(PRIOR_AROUND_EXPECTED):
-                planned = expected * PRIOR_AROUND_EXPECTED[prior]
-                prior += 1
-            elif planned is None:
+            if planned is None:
                 planned = self._beyond(last)
             last = min(max(planned, last + self.min_gap), last + self._longest_gap(expected, last))
             yield last
@@ -210,24 +220,24 @@ class LearnedSchedule:
         history, else the run's median): a late poll of a long evaluation is what most often
         delays the end of a run."""
         if expected is None:
-            if not self._warm(None):
+            if not self._warm():
                 return self.cap
             expected = self._times.median()
         if last < expected:
             return self.cap
         return min(self.cap, max(self.min_gap, self.tail_share * expected))
 
-    def _warm(self, expected: float | None) -> bool:
-        """Whether enough evaluations were seen to trust what they say."""
-        return len(self._times if expected is None else self._ratios) >= max(1, self.warmup)
+    def _warm(self) -> bool:
+        """Whether enough evaluations were seen to trust what their times say."""
+        return len(self._times) >= max(1, self.warmup)
 
     def _next(self, expected: float | None, after: float) -> float | None:
-        """The next poll the observations can place, once there are enough to trust."""
-        if not self._warm(expected):
-            return None
-        typical = self._times.median()
+        """The next poll the observations (and, with history, the prior) can place."""
         if expected is None:
-            return self._times.next_poll(after, self.patience * typical)
+            if not self._warm():
+                return None
+            return self._times.next_poll(after, self.patience * self._times.median())
+        typical = self._typical_expected * self._ratios.median()
         budget = self.patience_with_history * typical
         ratio = self._ratios.next_poll(after / expected, budget / expected)
         return None if ratio is None else ratio * expected

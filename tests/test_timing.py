@@ -1,6 +1,6 @@
 """Learned polling and longest-first ordering: pure strategies, no network needed.
 
-The benchmark tunes how the schedule places its polls (the multiples around an expected time, how
+The benchmark tunes how the schedule places its polls (the prior around an expected time, how
 much each poll should save, ``warmup``); these tests check what must hold for any sensible
 choice, and name the tunable constants only symbolically.
 """
@@ -8,6 +8,7 @@ choice, and name the tunable constants only symbolically.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from orchestrator.manifest import Transition
 from orchestrator.plan import ApplicationWork, Chain, Step, Target
-from orchestrator.timing import PRIOR_AROUND_EXPECTED, LearnedSchedule, longest_first
+from orchestrator.timing import PRIOR_SPREAD, LearnedSchedule, longest_first
 
 TAKE = 200
 """Offsets drawn from an endless iterator per check."""
@@ -124,17 +125,30 @@ def test_learning_happens_while_a_promotion_is_followed() -> None:
 # --- LearnedSchedule: history --------------------------------------------------------------
 
 
-def test_with_history_the_first_poll_lands_just_before_the_expected_time() -> None:
+def test_with_history_the_prior_gathers_polls_around_the_expected_time() -> None:
+    """Before tonight's times are known, the prior places the polls: the first just before
+    the expected time, the next soon after it."""
     schedule = learned({"slow": [10.0, 8.0, 12.0], "quick": [0.4]})
     assert schedule.expected("slow") == 10.0
+    near = math.exp(3 * PRIOR_SPREAD)
     slow = take(schedule.offsets("slow"))
-    assert 5.0 <= slow[0] <= 10.0
-    assert any(10.0 < o <= 15.0 for o in slow), "and another soon after it"
-    assert all(o <= 10.0 * max(PRIOR_AROUND_EXPECTED) + 1e-9 for o in slow[:2])
+    assert 10.0 / near <= slow[0] <= 10.0
+    assert any(10.0 < o <= 10.0 * near for o in slow), "and another soon after it"
     quick = take(schedule.offsets("quick"))
-    assert 0.2 <= quick[0] <= 0.4
-    assert any(0.4 < o <= 0.6 for o in quick)
+    assert 0.4 / near <= quick[0] <= 0.4 * near
     assert spaced(quick, schedule.min_gap)
+
+
+def test_a_poll_is_worth_more_on_a_long_evaluation_than_on_a_short_one() -> None:
+    """Waiting is counted in seconds: the same spread around the expected time is polled
+    more closely on a long evaluation, where a late poll holds its slot longer."""
+    schedule = learned({"long": [20.0], "short": [1.0]})
+    near = math.exp(3 * PRIOR_SPREAD)
+
+    def polls_near(public_id: str, expected: float) -> int:
+        return sum(1 for o in take(schedule.offsets(public_id)) if o <= expected * near)
+
+    assert polls_near("long", 20.0) > polls_near("short", 1.0) >= 1
 
 
 @pytest.mark.parametrize(("history", "observed"), [(10.0, 0.5), (0.5, 10.0)])
@@ -147,7 +161,7 @@ def test_misleading_history_is_corrected_by_what_is_observed(
     schedule.observe("app", observed * 0.9, observed * 1.1)
     assert schedule.expected("app") == pytest.approx(observed)
     after = take(schedule.offsets("app"))
-    assert observed / 2 <= after[0] <= observed
+    assert observed / 2 <= after[0] <= observed * 2, "polls follow what was observed"
 
 
 def test_empty_or_unusable_history_is_ignored() -> None:
@@ -229,7 +243,7 @@ def test_offsets_are_positive_strictly_increasing_and_unbounded(
     expected = schedule.expected(public_id) or 0.0
     horizon = max(
         max((lower + spread for _, lower, spread in seen), default=0.0),
-        expected * max(PRIOR_AROUND_EXPECTED),
+        expected * math.exp(3 * PRIOR_SPREAD),
         expected * max(ratios, default=0.0),
     )
     late = [step for at, step in zip(offsets, steps, strict=True) if at - step > horizon]
@@ -289,10 +303,11 @@ def test_estimates_fall_back_to_the_midpoint_before_enough_is_seen() -> None:
 
 
 def test_with_history_estimates_follow_tonights_ratios() -> None:
-    """Tonight runs 20% over history everywhere: a wide bracket around that is resolved by it."""
-    history = {f"app-{n}": [2.0] for n in range(30)}
+    """Tonight runs 20% over history everywhere: a wide bracket around that is resolved by it,
+    once tonight's evaluations far outweigh the prior."""
+    history = {f"app-{n}": [2.0] for n in range(110)}
     schedule = learned(history)
-    for n in range(20):
+    for n in range(100):
         schedule.observe(f"app-{n}", 2.38, 2.42)
     assert schedule.observe("app-25", 1.6, 3.0) == pytest.approx(2.4, abs=0.1)
 
