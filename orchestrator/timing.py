@@ -161,7 +161,7 @@ class LearnedSchedule:
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
-    patience_with_history: float = 0.022
+    patience_with_history: float = 0.023
     """The same for applications with history, as a share of the median expected time. Tuned,
     like ``patience``, on the standard benchmark workload (docs/performance.md)."""
     tail_share: float = 0.2
