@@ -15,7 +15,7 @@ from benchmarks.clients import run_iq_promote, run_script, write_manifest
 from benchmarks.manifest_load import manifest_load_seconds
 from benchmarks.measure import Measurement, Results, measure
 from benchmarks.simulator import SimulatorProcess, simulator_process
-from benchmarks.workloads import WORKLOADS, Workload
+from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,13 +34,11 @@ def main(name: str, repeats: int | None, output_dir: Path) -> None:
         if name == "scale":
             load_seconds = manifest_load_seconds(work, workload.apps)
             click.echo(f"manifest of {workload.apps} applications: {load_seconds:.3f} s")
-        public_ids = [f"bench-app-{i:05d}" for i in range(workload.apps)]
-        manifest = write_manifest(work / "nightly.yaml", workload, public_ids)
+        ids = public_ids(workload)
+        manifest = write_manifest(work / "nightly.yaml", workload, ids)
         with simulator_process(workload, manifest) as server:
             for repeat in range(repeats or workload.repeats):
-                runs.extend(
-                    _repetition(server, workload, manifest, public_ids, work / f"r{repeat}")
-                )
+                runs.extend(_repetition(server, workload, manifest, ids, work / f"r{repeat}"))
     results = Results(
         workload=workload,
         date=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -59,13 +57,13 @@ def _repetition(
     server: SimulatorProcess,
     workload: Workload,
     manifest: Path,
-    public_ids: list[str],
+    ids: list[str],
     work: Path,
 ) -> list[Measurement]:
     """Every variant once; the second night uses the state the first one left."""
     work.mkdir(parents=True)
     ids_file = work / "public-ids.json"
-    ids_file.write_text(json.dumps(public_ids))
+    ids_file.write_text(json.dumps(ids))
     measured = []
     for variant in workload.variants:
         server.reset()
@@ -76,7 +74,7 @@ def _repetition(
             interval = float(variant.removeprefix("fixed-").removesuffix("s"))
             out = work / f"{variant}.json"
             client = run_script(server.base_url, interval, workload.concurrency, ids_file, out)
-        result = measure(variant, len(public_ids), workload.workers, client, server.view())
+        result = measure(variant, len(ids), workload.workers, client, server.view())
         click.echo(
             f"{variant}: {result.ratio:.3f}x lower bound, "
             f"{result.requests_per_promotion:.2f} requests per promotion",

@@ -7,7 +7,11 @@ single measurement can: how close to the lower bound a run could get with perfec
 fixed-interval polling. Network latency is a constant; the server has as many workers as the
 client's bound, as in the standard workload.
 
-``python -m benchmarks.model [--seeds N]``
+The portfolios are random ones of the standard workload's shape, or (``--portfolio
+standard``) the very one the harness measures, each seed another pair of nights: the harness's
+figures are then expected within the spread of its own repetitions.
+
+``python -m benchmarks.model [--seeds N] [--noise X] [--portfolio random|standard]``
 """
 
 from __future__ import annotations
@@ -16,12 +20,22 @@ import heapq
 import math
 import random
 import statistics
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
+from benchmarks.clients import write_manifest
+from benchmarks.workloads import WORKLOADS, Workload, public_ids
+from orchestrator.manifest import load_manifest
 from orchestrator.poller import BackoffSchedule, PollStrategy
+from orchestrator.simulator.config import SimulatorConfig
+from orchestrator.simulator.engine import Engine
+from orchestrator.simulator.portfolio import seed_portfolio
+from orchestrator.simulator.seeding import seeded_from
+from orchestrator.simulator.stats import SimulatorStats
 from orchestrator.timing import LearnedSchedule
 
 LATENCY = 0.004
@@ -116,18 +130,50 @@ def _longest_first(order: Sequence[str], expected: Mapping[str, float]) -> list[
     return sorted(order, key=lambda p: expected[p], reverse=True)
 
 
+def random_portfolio(seed: int, apps: int = 200) -> dict[str, float]:
+    """Typical evaluation times of the standard workload's shape: lognormal, median 2 s,
+    sigma 0.5."""
+    rng = random.Random(seed)
+    return {f"app-{i}": 2.0 * math.exp(0.5 * rng.gauss(0, 1)) for i in range(apps)}
+
+
+def harness_portfolio(workload: Workload) -> dict[str, float]:
+    """The typical evaluation times the harness's simulator gives ``workload``'s applications,
+    in manifest order: the simulator's own portfolio, seeded as the harness seeds it."""
+    ids = public_ids(workload)
+    with tempfile.TemporaryDirectory(prefix="iq-promote-model-") as scratch:
+        manifest = load_manifest(write_manifest(Path(scratch) / "nightly.yaml", workload, ids))
+    config = seeded_from(
+        manifest,
+        SimulatorConfig(
+            apps=0,
+            seed=workload.seed,
+            workers=workload.workers,
+            eval_time=workload.eval_time,
+            eval_sigma=workload.eval_sigma,
+            eval_noise=workload.eval_noise,
+        ),
+    )
+    portfolio = seed_portfolio(config)
+    engine = Engine(config, portfolio, SimulatorStats())
+    times = {a.public_id: engine.typical_time(a) for a in portfolio.applications}
+    return {p: times[p] for p in ids}
+
+
 def compare(
-    seeds: int, apps: int = 200, workers: int = 20, noise: float = 0.15
+    seeds: int,
+    workers: int = 20,
+    noise: float = 0.15,
+    portfolio: Callable[[int], dict[str, float]] = random_portfolio,
 ) -> dict[str, list[Night]]:
-    """Each variant over ``seeds`` portfolios of the standard workload's shape."""
+    """Each variant over ``seeds`` pairs of nights, each on ``portfolio(seed)``."""
     variants: dict[str, list[Night]] = {}
 
     def add(name: str, night: Night) -> None:
         variants.setdefault(name, []).append(night)
 
     for seed in range(seeds):
-        rng = random.Random(seed)
-        typical = {f"app-{i}": 2.0 * math.exp(0.5 * rng.gauss(0, 1)) for i in range(apps)}
+        typical = portfolio(seed)
         order = list(typical)
 
         first, second = _night(typical, f"{seed}:1", noise), _night(typical, f"{seed}:2", noise)
@@ -167,11 +213,23 @@ def _mean(nights: list[Night], value: Callable[[Night], float]) -> float:
     show_default=True,
     help="How much two nights of one application differ (relative deviation).",
 )
-def main(seeds: int, noise: float) -> None:
-    """Print the model's means over SEEDS portfolios."""
+@click.option(
+    "--portfolio",
+    type=click.Choice(["random", "standard"]),
+    default="random",
+    show_default=True,
+    help="A new random portfolio per seed, or the one the standard benchmark measures.",
+)
+def main(seeds: int, noise: float, portfolio: str) -> None:
+    """Print the model's means over SEEDS pairs of nights."""
+    standard = harness_portfolio(WORKLOADS["standard"]) if portfolio == "standard" else None
+
+    def portfolios(seed: int) -> dict[str, float]:
+        return standard if standard is not None else random_portfolio(seed)
+
     click.echo("| variant | makespan / lower bound | requests per promotion | mean delay (s) |")
     click.echo("|---|---|---|---|")
-    for name, nights in compare(seeds, noise=noise).items():
+    for name, nights in compare(seeds, noise=noise, portfolio=portfolios).items():
         click.echo(
             f"| {name} | {_mean(nights, lambda n: n.ratio):.3f} "
             f"| {_mean(nights, lambda n: n.requests_per_promotion):.2f} "

@@ -7,14 +7,15 @@ tests check that what they compute from their measurements is right.
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
 from benchmarks.clients import ClientRun
 from benchmarks.measure import Results, measure
-from benchmarks.model import _Oracle, simulate_night
+from benchmarks.model import _Oracle, harness_portfolio, simulate_night
 from benchmarks.simulator import Evaluation, ServerView
-from benchmarks.workloads import WORKLOADS
+from benchmarks.workloads import WORKLOADS, public_ids
 from orchestrator.poller import BackoffSchedule
 
 
@@ -87,3 +88,11 @@ def test_the_model_detects_at_the_first_poll_past_each_evaluation() -> None:
     assert night.mean_delay == pytest.approx(((1.5 - 1.2) + (1.0 - 0.7)) / 2)
     assert math.isclose(night.estimates["a"], 1.25)
     assert math.isclose(night.estimates["b"], 0.75)
+
+
+def test_the_model_replays_the_harness_portfolio_in_manifest_order() -> None:
+    workload = WORKLOADS["standard"]
+    times = harness_portfolio(workload)
+    assert list(times) == public_ids(workload)
+    assert times == harness_portfolio(workload), "seeded as the harness seeds the simulator"
+    assert 1.6 < statistics.median(times.values()) < 2.5, "lognormal around a median of 2 s"
