@@ -162,8 +162,9 @@ class LearnedSchedule:
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
     patience_with_history: float = 0.023
-    """The same for applications with history, as a share of the median expected time. Tuned,
-    like ``patience``, on the standard benchmark workload (docs/performance.md)."""
+    """The same for applications with history, as a share of the median expected time
+    (scaled by tonight's median ratio to it). Tuned, like ``patience``, on the standard
+    benchmark workload (docs/performance.md)."""
     tail_share: float = 0.2
     """Once an evaluation runs past its expected time (from history, else the run's median),
     the longest wait between two polls, as a share of that time."""
