@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from orchestrator.manifest import load_manifest
+from orchestrator.manifest.model import load_manifest
 
 
 def manifest_load_seconds(directory: Path, applications: int, repeats: int = 3) -> float:

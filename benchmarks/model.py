@@ -29,14 +29,14 @@ import click
 
 from benchmarks.clients import write_manifest
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
-from orchestrator.manifest import load_manifest
-from orchestrator.poller import BackoffSchedule, PollStrategy
+from orchestrator.manifest.model import load_manifest
+from orchestrator.promote.learned_polling import LearnedSchedule
+from orchestrator.promote.polling import BackoffSchedule, PollStrategy
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.simulator.engine import Engine
 from orchestrator.simulator.portfolio import seed_portfolio
 from orchestrator.simulator.seeding import seeded_from
 from orchestrator.simulator.stats import SimulatorStats
-from orchestrator.timing import LearnedSchedule
 
 LATENCY = 0.004
 """Seconds for a request on loopback, each way included."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from orchestrator.baseline import BaselineComparison, compare
 from orchestrator.errors import (
     AuthError,
     IqPromoteError,
@@ -29,17 +28,21 @@ from orchestrator.errors import (
     UnreachableError,
     UsageError,
 )
-from orchestrator.firewall import FirewallSummary, RepositoryResultsSection, summarize
+from orchestrator.firewall.summary import summarize
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
-from orchestrator.journal import manifest_digest
-from orchestrator.manifest import Manifest, load_manifest, parse_manifest
-from orchestrator.policy import PolicyGate, count_violations, gate
-from orchestrator.progress import ProgressSnapshot, ProgressTracker
+from orchestrator.manifest.model import Manifest, load_manifest, parse_manifest
+from orchestrator.manifest.repository_results import RepositoryResultsSection
+from orchestrator.promote.control import RunControl
+from orchestrator.promote.journal import manifest_digest
+from orchestrator.promote.progress import ProgressSnapshot, ProgressTracker
 from orchestrator.render import RenderOutputs, write_outputs
-from orchestrator.report import RunReport, Summary, load_report, write_report
-from orchestrator.results import Outcome, PromotionResult, ViolationCounts
-from orchestrator.runner import RunConfig, run
-from orchestrator.scheduler import RunControl
+from orchestrator.report.baseline import BaselineComparison, compare
+from orchestrator.report.firewall import FirewallSummary
+from orchestrator.report.gate import PolicyGate, gate
+from orchestrator.report.results import Outcome, PromotionResult, ViolationCounts
+from orchestrator.report.run_report import RunReport, Summary, load_report, write_report
+from orchestrator.report.violations import count_violations
+from orchestrator.runner.run import RunConfig, run
 from orchestrator.simulator import FaultConfig, Simulator, SimulatorConfig
 
 try:

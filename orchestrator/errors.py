@@ -11,7 +11,7 @@
     │   └── UnreachableError   the server cannot be reached or stays unavailable; exit 3
     └── LockedError            another run holds the state directory; exit 75
 
-The CLI maps each to its exit code in one place (``orchestrator.cli``).
+The CLI maps each to its exit code in one place (``orchestrator.cli.main``).
 """
 
 from __future__ import annotations

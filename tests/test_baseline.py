@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reports import (
+from sample_reports import (
     BASELINE_PATH,
     FIXED_APP,
     KNOWN_APP,
@@ -20,9 +20,9 @@ from reports import (
     sample_report,
 )
 
-from orchestrator.baseline import BaselineComparison, compare
-from orchestrator.report import RunReport, Summary, load_report, write_report
-from orchestrator.results import Outcome, PromotionResult, ViolationCounts
+from orchestrator.report.baseline import BaselineComparison, compare
+from orchestrator.report.results import Outcome, PromotionResult, ViolationCounts
+from orchestrator.report.run_report import RunReport, Summary, load_report, write_report
 
 
 def _report(results: list[PromotionResult]) -> RunReport:

@@ -16,7 +16,7 @@ from benchmarks.measure import Results, measure
 from benchmarks.model import _Oracle, harness_portfolio, simulate_night
 from benchmarks.simulator import Evaluation, ServerView
 from benchmarks.workloads import WORKLOADS, public_ids
-from orchestrator.poller import BackoffSchedule
+from orchestrator.promote.polling import BackoffSchedule
 
 
 def server(seconds: list[float], *, requests: int, polls: int) -> ServerView:

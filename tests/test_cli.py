@@ -25,15 +25,15 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 
-from orchestrator import cli_support
-from orchestrator.cli import _simulator_config, main
+from orchestrator.cli import support as cli_support
+from orchestrator.cli.main import _simulator_config, main
 from orchestrator.iq.client import ClientSettings
 from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
-from orchestrator.lock import StateLock
-from orchestrator.manifest import parse_manifest
-from orchestrator.policy import count_violations
-from orchestrator.results import ViolationCounts
+from orchestrator.manifest.model import parse_manifest
+from orchestrator.promote.lock import StateLock
+from orchestrator.report.results import ViolationCounts
+from orchestrator.report.violations import count_violations
 from orchestrator.simulator import Simulator
 from orchestrator.simulator.portfolio import seed_portfolio
 from orchestrator.simulator.reportdata import report_data

@@ -11,9 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
-from orchestrator.concurrency import AdaptiveLimit
-from orchestrator.results import Outcome, PromotionResult
-from orchestrator.runner import AUTO_START, run
+from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
+from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.runner.run import AUTO_START, run
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner, Result
 
-from orchestrator.firewall import repositories, repository_results
+from orchestrator.cli.firewall import repositories, repository_results
 from orchestrator.firewall.writers import CSV_COLUMNS
 from orchestrator.iq.models import RepositoryResult
 from orchestrator.simulator import Simulator, SimulatorConfig

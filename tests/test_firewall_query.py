@@ -11,11 +11,8 @@ from orchestrator.firewall.query import (
     Owner,
     QueryOptions,
     build_query,
-    parse_match_state,
     parse_search,
     parse_sorts,
-    parse_threat_levels,
-    parse_violation_state,
     resolve_owner,
 )
 from orchestrator.iq.models import (
@@ -26,6 +23,7 @@ from orchestrator.iq.models import (
     SortableField,
     ViolationState,
 )
+from orchestrator.iq.names import parse_match_state, parse_threat_levels, parse_violation_state
 
 
 def test_defaults_ask_for_everything() -> None:

@@ -16,22 +16,19 @@ import pytest
 
 from orchestrator.errors import AuthError, NotFoundError, ServerError
 from orchestrator.firewall.inventory import FirewallInventory, read_inventory
+from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import Owner, QueryOptions, build_query, resolve_owner
-from orchestrator.firewall.results import (
-    ApiChoice,
-    Generation,
-    ResultsPage,
-    ResultsRequest,
-    walk_pages,
-)
-from orchestrator.firewall.summary import RepositoryResultsSection, summarize, violation_state
+from orchestrator.firewall.summary import summarize, violation_state
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import (
+    ApiChoice,
+    Generation,
     OwnerType,
     RepositoryResult,
     RepositoryResultsQuery,
     ViolationState,
 )
+from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.simulator import Simulator, SimulatorConfig
 
 pytestmark = pytest.mark.anyio

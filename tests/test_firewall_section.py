@@ -8,29 +8,32 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.firewall.query import Owner
-from orchestrator.firewall.results import ApiChoice, Generation
 from orchestrator.firewall.summary import (
     NO_POLICY,
-    FirewallSummary,
-    RepositoryResultsSection,
     SummaryCounter,
+    section_owner,
+    section_query,
     violation_state,
 )
 from orchestrator.iq.models import (
     REPOSITORY_CONTAINER_ID,
+    ApiChoice,
     ComponentIdentifier,
     FilterableField,
+    Generation,
     MatchState,
     OwnerType,
     RepositoryResult,
     ViolationState,
 )
+from orchestrator.manifest.repository_results import RepositoryResultsSection
+from orchestrator.report.firewall import FirewallSummary
 
 
 def test_an_empty_section_summarises_the_whole_container() -> None:
     section = RepositoryResultsSection.model_validate({})
-    assert section.owner() == Owner(OwnerType.REPOSITORY_CONTAINER, REPOSITORY_CONTAINER_ID)
-    assert section.query().to_wire() == {
+    assert section_owner(section) == Owner(OwnerType.REPOSITORY_CONTAINER, REPOSITORY_CONTAINER_ID)
+    assert section_query(section).to_wire() == {
         "page": 1,
         "pageSize": 500,
         "searchFilters": [],
@@ -57,9 +60,9 @@ def test_a_full_section_in_camel_case_with_short_forms() -> None:
         }
     )
     assert section.search_filters[0].filterable_field is FilterableField.POLICY_NAME
-    assert section.match_states == [MatchState.EXACT]
+    assert section.match_states == (MatchState.EXACT,)
     assert section.threat_levels == (7, 10)
-    body = section.query().to_wire()
+    body = section_query(section).to_wire()
     assert body["violationStateFilters"] == ["VIOLATION_STATE_OPEN", "VIOLATION_STATE_QUARANTINED"]
     assert body["threatLevelFilters"] == [7, 10]
     assert body["aggregate"] is True
@@ -169,11 +172,3 @@ def test_summary_json_is_camel_case_and_round_trips() -> None:
     assert document["byThreatLevel"] == {"9": 1}
     assert document["quarantined"][0]["quarantinedAt"] == "2024-03-21T16:54:06.780000Z"
     assert FirewallSummary.model_validate(document) == summary
-
-
-def test_every_public_name_exists_and_is_documented() -> None:
-    import orchestrator.firewall as firewall
-
-    for name in firewall.__all__:
-        thing = getattr(firewall, name)
-        assert (thing.__doc__ or "").strip(), name

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from orchestrator.errors import UnreachableError
-from orchestrator.iq.gate import BreakerState, CircuitBreaker, RequestGate, RetryBudget
+from orchestrator.iq.breaker import BreakerState, CircuitBreaker, RequestGate, RetryBudget
 from orchestrator.iq.retry import Failure
 
 

@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import UsageError
-from orchestrator.journal import HISTORY_KEPT, JOURNAL_NAME, RUNS_KEPT, Journal, manifest_digest
-from orchestrator.results import Outcome, PromotionResult
-from orchestrator.scheduler import StepKey
+from orchestrator.promote.events import StepKey
+from orchestrator.promote.journal import (
+    HISTORY_KEPT,
+    JOURNAL_NAME,
+    RUNS_KEPT,
+    Journal,
+    manifest_digest,
+)
+from orchestrator.report.results import Outcome, PromotionResult
 
 MANIFEST = "nightly.yaml"
 DIGEST = manifest_digest("version: 1\n")
@@ -221,7 +227,7 @@ def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> No
         import os, signal
         from datetime import datetime, UTC
         from pathlib import Path
-        from orchestrator.journal import Journal
+        from orchestrator.promote.journal import Journal
         journal = Journal(Path({str(tmp_path)!r})).__enter__()
         journal.begin({MANIFEST!r}, {DIGEST!r}, datetime.now(UTC))
         for n in range(50):

@@ -23,8 +23,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.report import load_report
-from orchestrator.results import Outcome
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import load_report
 from orchestrator.simulator import Simulator
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,7 @@ RecordProperty = Callable[[str, object], None]
 PEAK_MARK = "peak-rss-kib="
 MEASURED_CLI = f"""
 import atexit, resource, sys
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 atexit.register(
     lambda: print("{PEAK_MARK}%d" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   file=sys.stderr)

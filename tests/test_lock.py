@@ -18,10 +18,10 @@ import pytest
 from test_runner import config_for, entry, manifest
 
 from orchestrator.errors import LockedError
-from orchestrator.journal import JOURNAL_NAME
-from orchestrator.lock import LOCK_NAME, StateLock
-from orchestrator.results import Outcome
-from orchestrator.runner import run
+from orchestrator.promote.journal import JOURNAL_NAME
+from orchestrator.promote.lock import LOCK_NAME, StateLock
+from orchestrator.report.results import Outcome
+from orchestrator.runner.run import run
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
@@ -30,7 +30,7 @@ HOLD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from orchestrator.lock import StateLock
+    from orchestrator.promote.lock import StateLock
     with StateLock(Path(sys.argv[1])):
         print("locked", flush=True)
         time.sleep(60)

@@ -13,10 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import orchestrator.manifest
+import orchestrator.manifest.model
 from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
-from orchestrator.manifest import Manifest, Transition, load_manifest, parse_manifest
+from orchestrator.manifest.model import Manifest, Transition, load_manifest, parse_manifest
 
 jsonschema = importlib.import_module("jsonschema")  # untyped: no stubs among the dev dependencies
 
@@ -1007,8 +1007,8 @@ def test_the_json_schema_describes_the_yaml_keys() -> None:
 
 
 def test_the_public_names_exist_and_are_documented() -> None:
-    for name in orchestrator.manifest.__all__:
-        assert getattr(orchestrator.manifest, name).__doc__, name
+    for name in orchestrator.manifest.model.__all__:
+        assert getattr(orchestrator.manifest.model, name).__doc__, name
 
 
 # --- Fuzzing: nothing but ManifestError, ever ----------------------------------------------

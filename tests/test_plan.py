@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from orchestrator.iq.client import PUBLIC_ID_BATCH, ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import Application, Organization, Stage
-from orchestrator.manifest import Manifest, parse_manifest
-from orchestrator.plan import LIST_ALL_ABOVE, Plan, build_plan, resolve_plan
+from orchestrator.manifest.model import Manifest, parse_manifest
+from orchestrator.promote.plan import LIST_ALL_ABOVE, Plan, build_plan, resolve_plan
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]

@@ -5,18 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reports import result
+from sample_reports import result
 
 from orchestrator.iq.models import PolicyViolation, ReportComponent, ReportData
-from orchestrator.policy import (
-    PolicyGate,
-    Threshold,
-    band_of,
-    count_violations,
-    crosses,
-    gate,
-)
-from orchestrator.results import Outcome, ViolationCounts
+from orchestrator.report.gate import PolicyGate, Threshold, crosses, gate
+from orchestrator.report.results import Outcome, ViolationCounts
+from orchestrator.report.violations import band_of, count_violations
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import EvaluationState, PromoteScanRequest
 from orchestrator.iq.retry import RetryPolicy
-from orchestrator.poller import BackoffSchedule, InFlight, PollStrategy, follow
+from orchestrator.promote.polling import BackoffSchedule, InFlight, PollStrategy, follow
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]

@@ -9,18 +9,19 @@ from typing import Any
 
 import anyio
 import pytest
-from reports import result
 from rich.console import Console
+from sample_reports import result
 from structlog.testing import capture_logs
 
+from orchestrator.cli.progress import show_progress
 from orchestrator.iq.client import ClientSettings, Credentials
-from orchestrator.journal import manifest_digest
-from orchestrator.manifest import parse_manifest
-from orchestrator.poller import BackoffSchedule
-from orchestrator.progress import ProgressSnapshot, ProgressTracker, log_progress, show_progress
-from orchestrator.results import Outcome
-from orchestrator.runner import RunConfig, run
-from orchestrator.scheduler import StepKey
+from orchestrator.manifest.model import parse_manifest
+from orchestrator.promote.events import StepKey
+from orchestrator.promote.journal import manifest_digest
+from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.promote.progress import ProgressSnapshot, ProgressTracker, log_progress
+from orchestrator.report.results import Outcome
+from orchestrator.runner.run import RunConfig, run
 from orchestrator.simulator import Simulator
 
 

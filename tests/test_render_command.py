@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
-from reports import KNOWN_APP, MISSING_APP, previous_report, sample_report
+from sample_reports import KNOWN_APP, MISSING_APP, previous_report, sample_report
 
-from orchestrator.render.command import render
-from orchestrator.report import write_report
+from orchestrator.cli.render import render
+from orchestrator.report.run_report import write_report
 
 
 def _invoke(*args: str | Path) -> Result:

@@ -7,7 +7,8 @@ import io
 import re
 from typing import Literal
 
-from reports import (
+from rich.console import Console
+from sample_reports import (
     BASELINE_PATH,
     FAILED_REASON,
     STARTED,
@@ -16,11 +17,10 @@ from reports import (
     result,
     sample_report,
 )
-from rich.console import Console
 
-from orchestrator.render.console import summary_renderable
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome
+from orchestrator.cli.console import summary_renderable
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport
 
 
 def render(report: RunReport, *, listed: int = 20, terminal: bool = False) -> str:

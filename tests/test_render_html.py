@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from reports import (
+from sample_reports import (
     HOSTILE_REASON,
     KNOWN_APP,
     NEW_APP,
@@ -26,8 +26,8 @@ from reports import (
 
 from orchestrator.render import render_html
 from orchestrator.render.html import PAGE_SIZE, embed_json
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

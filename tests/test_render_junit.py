@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import xmlschema
-from reports import (
+from sample_reports import (
     FAILED_REASON,
     HOSTILE_REASON,
     KNOWN_APP,
@@ -19,8 +19,8 @@ from reports import (
 )
 
 from orchestrator.render import render_junit
-from orchestrator.report import RunReport, Summary
-from orchestrator.results import Outcome
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport, Summary
 
 SCHEMA = Path(__file__).parent / "data" / "junit-10.xsd"
 

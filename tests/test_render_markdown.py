@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from reports import (
+from sample_reports import (
     FIXED_APP,
     KNOWN_APP,
     MISSING_APP,
@@ -16,7 +16,7 @@ from reports import (
 )
 
 from orchestrator.render.markdown import MAX_ROWS, cell, link, render_markdown
-from orchestrator.results import Outcome
+from orchestrator.report.results import Outcome
 
 # A table row: starts and ends with a pipe that is not escaped.
 ROW = re.compile(r"^\|.*[^\\]\|$")

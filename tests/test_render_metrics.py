@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from reports import completed_report, sample_report
+from sample_reports import completed_report, sample_report
 
 from orchestrator.render import RenderOutputs, write_outputs
 from orchestrator.render.metrics import DURATION_BUCKETS, previous_last_success, render_metrics
-from orchestrator.results import Outcome
+from orchestrator.report.results import Outcome
 
 
 def _families(text: str) -> dict[str, tuple[str, list[Sample]]]:

@@ -23,10 +23,10 @@ from aiohttp import web
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
-from orchestrator.iq.gate import RetryBudget
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome
-from orchestrator.runner import RunConfig, run
+from orchestrator.iq.breaker import RetryBudget
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport
+from orchestrator.runner.run import RunConfig, run
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio

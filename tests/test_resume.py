@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.journal import JOURNAL_NAME
-from orchestrator.report import RunReport, load_report
-from orchestrator.results import Outcome
+from orchestrator.promote.journal import JOURNAL_NAME
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport, load_report
 
 APPS = 40
 CONCURRENCY = 4

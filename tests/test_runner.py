@@ -18,13 +18,13 @@ from orchestrator.errors import AuthError
 from orchestrator.iq.client import ClientSettings, Credentials
 from orchestrator.iq.models import OwnerType, Stage
 from orchestrator.iq.retry import RetryPolicy
-from orchestrator.journal import manifest_digest
-from orchestrator.manifest import parse_manifest
-from orchestrator.policy import count_violations
-from orchestrator.poller import BackoffSchedule
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome, ViolationCounts
-from orchestrator.runner import RunConfig, run
+from orchestrator.manifest.model import parse_manifest
+from orchestrator.promote.journal import manifest_digest
+from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.report.results import Outcome, ViolationCounts
+from orchestrator.report.run_report import RunReport
+from orchestrator.report.violations import count_violations
+from orchestrator.runner.run import RunConfig, run
 from orchestrator.simulator import FaultConfig, Simulator
 from orchestrator.simulator.firewall import seed_firewall
 from orchestrator.simulator.reportdata import report_data

@@ -17,20 +17,13 @@ import pytest
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import PromoteScanRequest, Stage
 from orchestrator.iq.retry import RetryPolicy
-from orchestrator.manifest import parse_manifest
-from orchestrator.plan import ApplicationWork, Plan, Step, resolve_plan
-from orchestrator.poller import BackoffSchedule
-from orchestrator.results import Outcome, PromotionResult
-from orchestrator.scheduler import (
-    ADMISSION_SLACK,
-    Prior,
-    RunControl,
-    RunOptions,
-    Scheduler,
-    StepKey,
-    step_key,
-    step_result,
-)
+from orchestrator.manifest.model import parse_manifest
+from orchestrator.promote.control import RunControl
+from orchestrator.promote.events import Prior, StepKey, step_key
+from orchestrator.promote.plan import ApplicationWork, Plan, Step, resolve_plan
+from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.promote.scheduler import ADMISSION_SLACK, RunOptions, Scheduler, step_result
+from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.simulator import EvaluationRecord, Simulator
 
 pytestmark = pytest.mark.anyio

@@ -16,10 +16,10 @@ import anyio
 import pytest
 from test_runner import config_for, entry, manifest
 
-from orchestrator.results import Outcome
-from orchestrator.runner import run
-from orchestrator.scheduler import RunControl
-from orchestrator.shutdown import watch_signals
+from orchestrator.promote.control import RunControl
+from orchestrator.promote.signals import watch_signals
+from orchestrator.report.results import Outcome
+from orchestrator.runner.run import run
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio

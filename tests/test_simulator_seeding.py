@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.manifest import parse_manifest
+from orchestrator.manifest.model import parse_manifest
 from orchestrator.simulator import Simulator, SimulatorConfig
 from orchestrator.simulator.portfolio import seed_portfolio
 from orchestrator.simulator.seeding import seeded_from

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.manifest import Transition
-from orchestrator.plan import ApplicationWork, Chain, Step, Target
-from orchestrator.timing import PRIOR_SPREAD, LearnedSchedule, longest_first
+from orchestrator.manifest.model import Transition
+from orchestrator.promote.learned_polling import PRIOR_SPREAD, LearnedSchedule, longest_first
+from orchestrator.promote.plan import ApplicationWork, Chain, Step, Target
 
 TAKE = 200
 """Offsets drawn from an endless iterator per check."""

@@ -7,8 +7,6 @@ from typing import Any
 
 import anyio
 from pydantic import Field
-from rich.table import Table
-from rich.text import Text
 
 from orchestrator.errors import NotFoundError
 from orchestrator.iq.client import IqClient
@@ -76,28 +74,3 @@ async def read_inventory(client: IqClient) -> FirewallInventory:
             ManagerInventory(manager=m, repositories=found[m.id]) for m in managers
         ],
     )
-
-
-def inventory_table(inventory: FirewallInventory) -> Table:
-    """One row per owner; the first two columns are what ``repository-results`` takes as
-    ``--owner-type`` and ``--owner-id``. Names from the server are plain text, never markup."""
-    table = Table(title="Firewall repositories", title_justify="left")
-    for column in ("owner type", "owner id", "name", "format", "type", "quarantine"):
-        table.add_column(column)
-    container = inventory.repository_container
-    if container is not None:
-        table.add_row("repository_container", "REPOSITORY_CONTAINER_ID", Text(container.name))
-    for entry in inventory.repository_managers:
-        manager = entry.manager
-        product = " ".join(p for p in (manager.product_name, manager.product_version) if p)
-        table.add_row("repository_manager", Text(manager.id), Text(manager.name), "", Text(product))
-        for repo in entry.repositories:
-            table.add_row(
-                "repository",
-                Text(repo.repository_id),
-                Text(f"  {repo.public_id}"),
-                Text(repo.format),
-                Text(repo.type),
-                "on" if repo.quarantine_enabled else "off",
-            )
-    return table

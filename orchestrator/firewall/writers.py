@@ -17,8 +17,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from orchestrator.files import atomic_stream
 from orchestrator.iq.models import RepositoryResult
-from orchestrator.outputs import atomic_stream
 
 
 class OutputFormat(StrEnum):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
 from orchestrator.errors import AuthError, NotFoundError, ServerError, UnreachableError
-from orchestrator.iq.gate import RequestGate
+from orchestrator.iq.breaker import RequestGate
 from orchestrator.iq.models import (
     Application,
     ApplicationList,

@@ -196,6 +196,22 @@ class OwnerType(StrEnum):
     REPOSITORY = "repository"
 
 
+class ApiChoice(StrEnum):
+    """Which Repository Results endpoint to use. Release 175 replaced the per-repository one
+    with an owner-typed one; ``auto`` detects which the server has from its answer."""
+
+    AUTO = "auto"
+    CURRENT = "current"
+    LEGACY = "legacy"
+
+
+class Generation(StrEnum):
+    """The endpoint generation a page actually came from."""
+
+    CURRENT = "current"
+    LEGACY = "legacy"
+
+
 REPOSITORY_CONTAINER_ID = "REPOSITORY_CONTAINER_ID"
 """The global owner id of the repository container, covering every repository manager."""
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from types import MappingProxyType
 
 from orchestrator.errors import UsageError
-from orchestrator.outputs import atomic_write_text
+from orchestrator.files import atomic_write_text
 from orchestrator.render.html import render_html
 from orchestrator.render.junit import render_junit
 from orchestrator.render.markdown import render_markdown
 from orchestrator.render.metrics import previous_last_success, render_metrics
-from orchestrator.report import RunReport
+from orchestrator.report.run_report import RunReport
 
 Renderer = Callable[[RunReport], str]
 

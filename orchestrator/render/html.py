@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from orchestrator.baseline import BaselineComparison
-from orchestrator.render._charts import histogram_svg, timeline_svg
-from orchestrator.render._common import (
+from orchestrator.render._html_assets import CSS, JS, STATUS_COLOURS
+from orchestrator.render.charts import histogram_svg, timeline_svg
+from orchestrator.render.views import (
     BANDS,
     ViolationTotals,
     application_label,
@@ -25,9 +25,9 @@ from orchestrator.render._common import (
     violation_totals,
     web_url,
 )
-from orchestrator.render._html_assets import CSS, JS, STATUS_COLOURS
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome, PromotionResult
+from orchestrator.report.baseline import BaselineComparison
+from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.run_report import RunReport
 
 PAGE_SIZE = 100
 MAX_CHANGES = 200

@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from orchestrator.baseline import BaselineComparison
-from orchestrator.render._common import (
+from orchestrator.render.views import (
     BANDS,
     promotion_label,
     seconds,
     violation_totals,
 )
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome, PromotionResult
+from orchestrator.report.baseline import BaselineComparison
+from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.run_report import RunReport
 
 SUITE_NAME = "iq-promote"
 FAILURES = (Outcome.FAILED, Outcome.ERROR, Outcome.TIMED_OUT)

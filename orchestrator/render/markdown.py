@@ -10,8 +10,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from orchestrator.baseline import ApplicationRef, BaselineComparison, StatusChange, ViolationChange
-from orchestrator.render._common import (
+from orchestrator.render.views import (
     ARROW,
     BANDS,
     application_label,
@@ -21,8 +20,14 @@ from orchestrator.render._common import (
     violation_totals,
     web_url,
 )
-from orchestrator.report import RunReport
-from orchestrator.results import Outcome
+from orchestrator.report.baseline import (
+    ApplicationRef,
+    BaselineComparison,
+    StatusChange,
+    ViolationChange,
+)
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport
 
 MAX_ROWS = 100
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import re
 
-from orchestrator.render._common import BANDS, violation_totals
-from orchestrator.report import RunReport
+from orchestrator.render.views import BANDS, violation_totals
+from orchestrator.report.run_report import RunReport
 
 PREFIX = "iq_promote"
 LAST_SUCCESS = f"{PREFIX}_last_success_timestamp_seconds"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.manifest import Manifest
+from orchestrator.manifest.model import Manifest
 from orchestrator.simulator.config import SimulatorConfig
 
 

@@ -1,0 +1,114 @@
+"""Following a promotion's status URL until IQ Server says COMPLETED or FAILED.
+
+*When* to poll is a policy (:class:`PollStrategy`); this module only obeys it. The default,
+:class:`BackoffSchedule`, is capped exponential backoff with jitter;
+:mod:`orchestrator.promote.learned_polling` holds the strategies that learn from the run and
+from earlier nights.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.models import EvaluationState, PromotionStatus
+
+
+class PollStrategy(Protocol):
+    """Decides when to ask; learns from how long evaluations took."""
+
+    def offsets(self, public_id: str) -> Iterator[float]:
+        """Seconds after submission at which to poll, increasing, without end."""
+        ...
+
+    def observe(self, public_id: str, lower: float, upper: float) -> float | None:
+        """An evaluation of ``public_id`` finished between ``lower`` seconds after submission
+        (the last PENDING answer) and ``upper`` (the first final one). Returns the strategy's
+        best estimate of its evaluation time, or None for the midpoint."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffSchedule:
+    """Poll after ``initial`` seconds, then at intervals growing by ``factor`` up to ``cap``.
+
+    ``jitter`` is the fraction by which each interval is randomly shortened or lengthened, so
+    that promotions submitted together do not poll together.
+    """
+
+    initial: float = 1.0
+    factor: float = 1.5
+    cap: float = 15.0
+    jitter: float = 0.1
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.cap <= 0 or self.factor < 1 or not 0 <= self.jitter < 1:
+            raise ValueError(
+                "poll schedule needs initial > 0, cap > 0, factor >= 1, 0 <= jitter < 1"
+            )
+
+    def offsets(self, public_id: str) -> Iterator[float]:
+        at, interval = 0.0, self.initial
+        while True:
+            at += min(interval, self.cap) * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
+            yield at
+            interval *= self.factor
+
+    def observe(self, public_id: str, lower: float, upper: float) -> None:
+        """A fixed schedule learns nothing, and knows no better than the midpoint."""
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A submitted promotion being followed; whoever cancels the follower still reads it."""
+
+    status_url: str
+    submitted_at: float
+    """``anyio.current_time()`` when the POST was accepted."""
+    polls: int = 0
+    pending_until: float = 0.0
+    """Seconds after submission of the last PENDING answer: the evaluation ended after it."""
+
+    final_at: float | None = None
+    """Seconds after submission of the first final answer."""
+
+    estimate: float | None = None
+    """The poll strategy's estimate of the evaluation time, if it has a better one than the
+    midpoint of what the polls bracket."""
+
+    @property
+    def evaluation_seconds(self) -> float | None:
+        """The evaluation time: the strategy's estimate, else the midpoint of the bracket."""
+        if self.final_at is None:
+            return None
+        if self.estimate is not None:
+            return self.estimate
+        return (self.pending_until + self.final_at) / 2
+
+
+async def follow(
+    client: IqClient, in_flight: InFlight, strategy: PollStrategy, public_id: str
+) -> PromotionStatus:
+    """Poll at the strategy's offsets until the status is no longer PENDING.
+
+    Cancellation (a timeout, a stopped run) may land at any await; ``in_flight`` then still
+    says how many polls were sent.
+    """
+    for offset in strategy.offsets(public_id):
+        await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
+        asked_at = anyio.current_time() - in_flight.submitted_at
+        status = await client.promotion_status(in_flight.status_url)
+        in_flight.polls += 1
+        if status.status is EvaluationState.PENDING:
+            in_flight.pending_until = asked_at
+        else:
+            in_flight.final_at = asked_at
+            in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)
+            return status
+    raise AssertionError("poll strategies yield without end")  # pragma: no cover

@@ -1,0 +1,359 @@
+"""Running a plan: chains of promotions under a bound on outstanding evaluations.
+
+Each application gets one task that walks its chains in manifest order, so one application
+never has two promotions at once; a :class:`anyio.CapacityLimiter` bounds the evaluations in
+flight across applications, held from the POST until the final status. Application tasks
+start in order as slots come near, not all at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+
+from orchestrator.errors import (
+    AuthError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
+)
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.models import (
+    EvaluationState,
+    PromoteScanRequest,
+    PromotionStatus,
+    PurgeScanFiles,
+)
+from orchestrator.promote.control import RunControl
+from orchestrator.promote.events import Listener, Prior, StepKey, step_key
+from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target, Unresolved
+from orchestrator.promote.polling import InFlight, PollStrategy, follow
+from orchestrator.report.results import Outcome, PromotionResult
+
+log = structlog.get_logger("orchestrator.promote.scheduler")
+
+ADMISSION_SLACK = 8
+"""Applications started beyond twice the bound, so that chains between steps never starve it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    concurrency: int = 20
+    promotion_timeout: float = 1800.0
+    """Seconds from the accepted POST to a final status before a promotion is TIMED_OUT."""
+    scan_retention: PurgeScanFiles | None = None
+    """The server's purgeScanFiles, when the plan promotes by scanId."""
+
+
+Completion = Callable[[Step, PromotionResult], Awaitable[PromotionResult]]
+"""Work on a COMPLETED result before it is final, such as reading the new report's data."""
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """What is known of a step while it runs, for the report if it is cancelled."""
+
+    target: Target
+    step: Step
+    attempts: int = 0
+    in_flight: InFlight | None = None
+    submitted_at: datetime | None = None
+
+
+class Scheduler:
+    """Executes one plan once; :meth:`run` returns a result for every step, in order."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        client: IqClient,
+        strategy: PollStrategy,
+        *,
+        options: RunOptions,
+        control: RunControl | None = None,
+        listeners: Sequence[Listener] = (),
+        prior: Mapping[StepKey, Prior] | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
+        after_completion: Completion | None = None,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.strategy = strategy
+        self.options = options
+        self.control = control or RunControl()
+        self.listeners = tuple(listeners)
+        self.prior = prior or {}
+        self.limiter = limiter or anyio.CapacityLimiter(options.concurrency)
+        self.after_completion = after_completion
+        self._results: list[PromotionResult | None] = [None] * plan.total
+        self._tracked: dict[int, _Tracked] = {}
+        self._active = 0
+        self._vacancy: anyio.Event | None = None
+
+    async def run(self, order: Sequence[ApplicationWork] | None = None) -> list[PromotionResult]:
+        for unresolved in self.plan.unresolved:
+            self._results[unresolved.step.position] = unresolved_result(unresolved)
+        with self.control.scope:
+            async with anyio.create_task_group() as tg:
+                for work in order if order is not None else self.plan.work:
+                    await self._admission()
+                    self._active += 1
+                    tg.start_soon(self._admitted, work, name=work.target.public_id)
+        return self._fill_unfinished()
+
+    async def _admission(self) -> None:
+        """Wait until the next application could soon get a slot. Tens of thousands of tasks
+        waiting on the limiter would hold memory for nothing; twice the bound (it may grow,
+        with ``concurrency: auto``) keeps a slot that frees from waiting for a task."""
+        while self._active >= 2 * self.limiter.total_tokens + ADMISSION_SLACK:
+            self._vacancy = anyio.Event()
+            await self._vacancy.wait()
+
+    async def _admitted(self, work: ApplicationWork) -> None:
+        try:
+            await self._application(work)
+        finally:
+            self._active -= 1
+            if self._vacancy is not None:
+                self._vacancy.set()
+
+    async def _application(self, work: ApplicationWork) -> None:
+        for chain in work.chains:
+            broken: str | None = None
+            for step in chain.steps:
+                if broken is not None and not self.control.stopping:
+                    self._finish(
+                        work.target,
+                        step,
+                        step_result(
+                            step, target=work.target, status=Outcome.SKIPPED, reason=broken
+                        ),
+                    )
+                    continue
+                result = await self._promote(work.target, step)
+                if result.status is not Outcome.COMPLETED:
+                    broken = f"earlier transition {step.label} ended {result.status}"
+
+    async def _promote(self, target: Target, step: Step) -> PromotionResult:
+        key = step_key(step, target.public_id)
+        prior = self.prior.get(key)
+        if prior is not None and prior.result is not None:
+            self._results[step.position] = prior.result
+            return prior.result
+        tracked = self._tracked[step.position] = _Tracked(target, step)
+        if self.control.stopping:
+            return self._stopped(tracked)
+        bound = log.bind(publicId=target.public_id, transition=step.label)
+        async with self.limiter:
+            if self.control.stopping:
+                return self._stopped(tracked)
+            try:
+                if prior is not None and prior.status_url is not None:
+                    tracked.attempts = prior.attempts
+                    tracked.submitted_at = prior.submitted_at
+                    tracked.in_flight = InFlight(
+                        prior.status_url, anyio.current_time(), prior.polls
+                    )
+                    for listener in self.listeners:
+                        listener.submitted(key, prior.status_url, prior.attempts)
+                    bound.info("promotion.resumed", statusUrl=prior.status_url)
+                else:
+                    await self._submit(tracked, key, bound)
+                assert tracked.in_flight is not None
+                with anyio.move_on_after(self.options.promotion_timeout) as deadline:
+                    status = await follow(
+                        self.client, tracked.in_flight, self.strategy, target.public_id
+                    )
+                if deadline.cancelled_caught:
+                    return self._finish(
+                        target,
+                        step,
+                        self._from(
+                            tracked,
+                            Outcome.TIMED_OUT,
+                            f"no final status after {self.options.promotion_timeout:g} s",
+                        ),
+                    )
+            except AuthError as exc:
+                self.control.fatal = exc
+                self.control.stop_submitting(str(exc))
+                return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
+            except UnreachableError as exc:
+                self.control.stop_submitting("server unavailable", outcome=Outcome.ERROR)
+                # Accepted promotions stay resumable: their status URL is in the journal.
+                outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
+                reason = f"server unavailable: {exc}"
+                return self._finish(
+                    target, step, self._from(tracked, outcome, reason, resumable=True)
+                )
+            except NotFoundError as exc:
+                reason = self._not_found_reason(tracked, exc)
+                return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
+            except ServerError as exc:
+                return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
+        result = self._final(tracked, status)
+        if self.after_completion is not None and result.status is Outcome.COMPLETED:
+            # Outside the limiter: the evaluation is over, its slot belongs to the next one.
+            result = await self.after_completion(step, result)
+        return self._finish(target, step, result)
+
+    async def _submit(
+        self, tracked: _Tracked, key: StepKey, bound: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        transition = tracked.step.transition
+        request = PromoteScanRequest(
+            scan_id=transition.scan_id,
+            source_stage_id=transition.source_stage,
+            target_stage_id=transition.target_stage,
+        )
+        for listener in self.listeners:
+            listener.intent(key)
+        submission = await self.client.promote_scan(tracked.target.application_id, request)
+        tracked.attempts = submission.attempts
+        tracked.submitted_at = datetime.now(UTC)
+        tracked.in_flight = InFlight(submission.status_url, anyio.current_time())
+        for listener in self.listeners:
+            listener.submitted(key, submission.status_url, submission.attempts)
+        bound.info(
+            "promotion.submitted", attempt=submission.attempts, statusUrl=submission.status_url
+        )
+
+    def _not_found_reason(self, tracked: _Tracked, exc: NotFoundError) -> str:
+        scan_id = tracked.step.transition.scan_id
+        if tracked.in_flight is not None or scan_id is None:
+            return str(exc)
+        if self.options.scan_retention is PurgeScanFiles.DEFAULT:
+            return (
+                f"scan {scan_id} cannot be promoted ({exc}); under purgeScanFiles=default IQ "
+                "Server keeps only each stage's latest scan file: set it to withReports "
+                "(--ensure-scan-retention) to promote older scans"
+            )
+        return f"scan {scan_id} cannot be promoted: {exc}"
+
+    def _final(self, tracked: _Tracked, status: PromotionStatus) -> PromotionResult:
+        if status.status is EvaluationState.COMPLETED:
+            result = self._from(tracked, Outcome.COMPLETED, None)
+            links = {
+                "report_html_url": status.report_html_url,
+                "embeddable_report_html_url": status.embeddable_report_html_url,
+                "report_pdf_url": status.report_pdf_url,
+                "report_data_url": status.report_data_url,
+            }
+            return result.model_copy(
+                update={name: self.client.absolute(url) for name, url in links.items() if url}
+            )
+        return self._from(tracked, Outcome.FAILED, status.reason or "IQ Server gave no reason")
+
+    def _from(
+        self, tracked: _Tracked, status: Outcome, reason: str | None, resumable: bool = False
+    ) -> PromotionResult:
+        in_flight = tracked.in_flight
+        return step_result(
+            tracked.step,
+            target=tracked.target,
+            status=status,
+            reason=reason,
+            resumable=resumable,
+            status_url=in_flight.status_url if in_flight else None,
+            attempts=tracked.attempts,
+            polls=in_flight.polls if in_flight else 0,
+            submitted_at=tracked.submitted_at,
+            finished_at=datetime.now(UTC),
+            duration_seconds=(
+                round(anyio.current_time() - in_flight.submitted_at, 3) if in_flight else None
+            ),
+            evaluation_seconds=(
+                round(seconds, 3)
+                if in_flight and (seconds := in_flight.evaluation_seconds) is not None
+                else None
+            ),
+        )
+
+    def _stopped(self, tracked: _Tracked) -> PromotionResult:
+        reason = self.control.stop_reason or "run stopped"
+        outcome = self.control.stop_outcome if tracked.in_flight is None else Outcome.CANCELLED
+        result = self._from(tracked, outcome, reason, resumable=True)
+        return self._finish(tracked.target, tracked.step, result)
+
+    def _finish(self, target: Target, step: Step, result: PromotionResult) -> PromotionResult:
+        self._results[step.position] = result
+        self._tracked.pop(step.position, None)
+        key = step_key(step, target.public_id)
+        for listener in self.listeners:
+            listener.finished(key, result)
+        event = f"promotion.{result.status.lower()}"
+        emit = log.info if result.status in (Outcome.COMPLETED, Outcome.SKIPPED) else log.warning
+        emit(
+            event,
+            publicId=target.public_id,
+            transition=step.label,
+            attempt=result.attempts,
+            polls=result.polls,
+            reason=result.reason,
+            durationSeconds=result.duration_seconds,
+        )
+        return result
+
+    def _fill_unfinished(self) -> list[PromotionResult]:
+        """Steps a cancelled run never finished: CANCELLED, keeping a statusUrl to resume."""
+        reason = self.control.stop_reason or "run cancelled"
+        for position, tracked in list(self._tracked.items()):
+            if self._results[position] is None:
+                self._stopped(tracked)
+        for work in self.plan.work:
+            for step in work.steps:
+                if self._results[step.position] is None:
+                    outcome = self.control.stop_outcome
+                    self._finish(
+                        work.target,
+                        step,
+                        step_result(
+                            step, target=work.target, status=outcome, reason=reason, resumable=True
+                        ),
+                    )
+        results = [r for r in self._results if r is not None]
+        assert len(results) == self.plan.total, "every step has a result"
+        return results
+
+
+def step_result(
+    step: Step,
+    *,
+    status: Outcome,
+    reason: str | None,
+    target: Target | None = None,
+    public_id: str | None = None,
+    organization: str | None = None,
+    **fields: object,
+) -> PromotionResult:
+    transition = step.transition
+    return PromotionResult.model_validate(
+        {
+            "public_id": target.public_id if target else public_id,
+            "application_id": target.application_id if target else None,
+            "organization": target.organization if target else organization,
+            "entry_index": step.entry_index,
+            "transition_index": step.transition_index,
+            "source_stage_id": transition.source_stage,
+            "scan_id": transition.scan_id,
+            "target_stage_id": transition.target_stage,
+            "status": status,
+            "reason": reason,
+            **fields,
+        }
+    )
+
+
+def unresolved_result(unresolved: Unresolved) -> PromotionResult:
+    """The ERROR result of a step whose application or organization the server does not know."""
+    return step_result(
+        unresolved.step,
+        public_id=unresolved.public_id,
+        organization=unresolved.organization,
+        status=Outcome.ERROR,
+        reason=unresolved.reason,
+    )

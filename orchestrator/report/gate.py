@@ -1,0 +1,50 @@
+"""The ``--fail-on`` gate: which completed promotions' reports have a violation at the
+threshold or above, and which could not be checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import Field
+
+from orchestrator.report.results import Outcome, PromotionResult, ResultModel, ViolationCounts
+
+Threshold = Literal["critical", "severe"]
+
+
+def crosses(counts: ViolationCounts, threshold: Threshold) -> bool:
+    """True when ``counts`` has a violation at ``threshold`` or above."""
+    if threshold == "critical":
+        return counts.critical > 0
+    return counts.critical > 0 or counts.severe > 0
+
+
+class PolicyGate(ResultModel):
+    """The outcome of ``--fail-on``: which completed promotions crossed the threshold."""
+
+    fail_on: Threshold
+    crossed: list[str] = Field(
+        description="'publicId (stage)' of every report with a violation at the threshold."
+    )
+    unchecked: int = Field(
+        description="Completed promotions whose report data could not be read, so not gated."
+    )
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.crossed)
+
+
+def gate(results: Iterable[PromotionResult], threshold: Threshold) -> PolicyGate:
+    """Apply ``threshold`` to every completed promotion's violation counts."""
+    crossed: list[str] = []
+    unchecked = 0
+    for result in results:
+        if result.status is not Outcome.COMPLETED:
+            continue
+        if result.violations is None:
+            unchecked += 1
+        elif crosses(result.violations, threshold):
+            crossed.append(f"{result.public_id} ({result.target_stage_id})")
+    return PolicyGate(fail_on=threshold, crossed=crossed, unchecked=unchecked)

@@ -1,0 +1,131 @@
+"""The run report: a versioned JSON document with its own JSON Schema.
+
+Consumers (dashboards, renderers, the next night's baseline) read it back with
+:func:`load_report`, so everything a renderer needs is in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from orchestrator.errors import UsageError
+from orchestrator.files import atomic_write_text
+from orchestrator.report.baseline import BaselineComparison
+from orchestrator.report.firewall import FirewallSummary
+from orchestrator.report.gate import PolicyGate
+from orchestrator.report.results import Outcome, PromotionResult, ResultModel
+
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
+
+
+class Summary(ResultModel):
+    """Counts of results by outcome; every outcome is present, zero or not."""
+
+    total: int
+    by_status: dict[Outcome, int]
+
+    @classmethod
+    def of(cls, results: Sequence[PromotionResult]) -> Summary:
+        counts = Counter(r.status for r in results)
+        return cls(total=len(results), by_status={o: counts.get(o, 0) for o in Outcome})
+
+
+class RunReport(ResultModel):
+    """Everything one run did, in manifest order."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    server_url: str = Field(description="The IQ Server the run talked to, without credentials.")
+    manifest: str = Field(description="Path of the manifest the run executed.")
+    dry_run: bool = False
+    summary: Summary
+    results: list[PromotionResult]
+    baseline: BaselineComparison | None = Field(
+        default=None, description="Changes since an earlier run, when one was compared."
+    )
+    policy_gate: PolicyGate | None = Field(
+        default=None, description="The --fail-on threshold and what crossed it, when given."
+    )
+    firewall: FirewallSummary | None = Field(
+        default=None, description="The manifest's repositoryResults summary, when it has one."
+    )
+    firewall_error: str | None = Field(
+        default=None, description="Why the firewall summary is missing, when it could not be read."
+    )
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every promotion completed; the run then exits 0."""
+        return self.summary.by_status[Outcome.COMPLETED] == self.summary.total
+
+    def summary_fields(self, *, listed: int = 20) -> dict[str, Any]:
+        """The closing ``run.summary`` log event: counts, timings, and what did not complete."""
+        timed = sorted(
+            (r for r in self.results if r.duration_seconds is not None),
+            key=lambda r: r.duration_seconds or 0.0,
+        )
+        durations = [r.duration_seconds or 0.0 for r in timed]
+        not_completed = [r for r in self.results if r.status is not Outcome.COMPLETED]
+        return {
+            "total": self.summary.total,
+            "byStatus": {str(k): v for k, v in self.summary.by_status.items()},
+            "durationSeconds": self.duration_seconds,
+            "promotionSeconds": {
+                "p50": _quantile(durations, 0.5),
+                "p95": _quantile(durations, 0.95),
+                "max": durations[-1] if durations else None,
+            },
+            "slowest": [_brief(r) for r in reversed(timed[-5:])],
+            "notCompleted": [_brief(r) for r in not_completed[:listed]],
+            "notCompletedCount": len(not_completed),
+        }
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return cls.model_json_schema(by_alias=True, mode="serialization")
+
+
+def write_report(report: RunReport, path: Path) -> None:
+    """Write the report atomically: readers see the previous report or this one, never half."""
+    atomic_write_text(path, report.to_json())
+
+
+def load_report(path: Path) -> RunReport:
+    """Read a report written by :func:`write_report`, with a clear error when it is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read report {path}: {exc.strerror}") from exc
+    try:
+        return RunReport.model_validate(json.loads(text))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise UsageError(f"{path} is not an iq-promote report: {exc}") from exc
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _brief(result: PromotionResult) -> dict[str, Any]:
+    source = result.source_stage_id or f"scan {result.scan_id}"
+    return {
+        "publicId": result.public_id,
+        "transition": f"{source} -> {result.target_stage_id}",
+        "status": str(result.status),
+        "reason": result.reason,
+        "durationSeconds": result.duration_seconds,
+    }
