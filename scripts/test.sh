@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine and run the whole test suite: pytest, ruff and mypy --strict.
+# Set up a fresh machine and run the whole check: ruff, mypy --strict, import-linter, pytest.
 # Needs only Python >= 3.11 with pip and venv; as root it also installs Debian's chromium
 # for the HTML report's browser test.
 set -euo pipefail
@@ -20,4 +20,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest "$@"

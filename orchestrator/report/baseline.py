@@ -7,16 +7,24 @@ scan ids differ. Results without a public id (an unknown organization) are not c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import Field
 
 from orchestrator.report.results import Outcome, PromotionResult, ResultModel
 
-if TYPE_CHECKING:  # report.py imports this module for RunReport.baseline
-    from orchestrator.report.run_report import RunReport
+
+class RunRecord(Protocol):
+    """What a comparison reads of a run: a :class:`~orchestrator.report.run_report.RunReport`
+    is one (the report holds the comparison, so this module cannot import it)."""
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def results(self) -> Sequence[PromotionResult]: ...
 
 
 class ViolationChange(ResultModel):
@@ -119,7 +127,7 @@ def _critical(result: PromotionResult | None) -> int | None:
     return result.violations.critical
 
 
-def compare(current: RunReport, baseline: RunReport, baseline_path: str) -> BaselineComparison:
+def compare(current: RunRecord, baseline: RunRecord, baseline_path: str) -> BaselineComparison:
     """Compare ``current`` with the ``baseline`` run read from ``baseline_path``."""
     before = _by_key(baseline.results)
     after = _by_key(current.results)
