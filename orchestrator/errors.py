@@ -6,7 +6,8 @@
     ├── ManifestError          the manifest is wrong (file, line, field); exit 2
     ├── UsageError             an option or input is wrong; exit 2
     ├── ServerError            the server refused or failed a request
-    │   ├── AuthError          credentials refused (401/403); exit 3
+    │   ├── AuthError          credentials refused (401); exit 3
+    │   ├── ForbiddenError     the user may not do this (403); ends that promotion
     │   ├── NotFoundError      the server does not know the thing asked for (404)
     │   └── UnreachableError   the server cannot be reached or stays unavailable; exit 3
     └── LockedError            another run holds the state directory; exit 75
@@ -68,7 +69,13 @@ class ServerError(IqPromoteError):
 
 
 class AuthError(ServerError):
-    """Credentials were refused; check IQ_USERNAME/IQ_PASSWORD and the user's permissions."""
+    """Credentials were refused; check IQ_USERNAME/IQ_PASSWORD (or the user token)."""
+
+
+class ForbiddenError(ServerError):
+    """The user may not do this (403), typically evaluate one application; grant the role or
+    leave the application out. It ends the promotion it concerns; at the run's first look-ups
+    it ends the run (exit 3), since nothing could be planned."""
 
 
 class NotFoundError(ServerError):

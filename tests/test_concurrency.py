@@ -11,9 +11,10 @@ import pytest
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
+from orchestrator.defaults import AUTO_CONCURRENCY_START
 from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
 from orchestrator.report.results import Outcome, PromotionResult
-from orchestrator.runner.run import AUTO_START, run
+from orchestrator.runner.run import run
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +137,8 @@ async def test_an_auto_run_against_a_throttling_server_completes_everything(
     adjustments = [e for e in events if e["event"] == "concurrency.adjusted"]
     lowered = [e for e in adjustments if e["why"] == "throttled"]
     assert lowered
-    assert lowered[0]["previous"] >= AUTO_START  # it started at 8 (and may have risen first)
+    assert (
+        lowered[0]["previous"] >= AUTO_CONCURRENCY_START
+    )  # it started at 8 (and may have risen first)
     assert all(1 <= e["limit"] < e["previous"] for e in lowered)
     print(f"429 answers: {throttled}; limits: {[e['limit'] for e in adjustments]}")

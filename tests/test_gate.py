@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.errors import UnreachableError
 from orchestrator.iq.breaker import BreakerState, CircuitBreaker, RequestGate, RetryBudget
-from orchestrator.iq.retry import Failure
+from orchestrator.iq.retry import Failure, RetryPolicy
 
 
 @dataclass
@@ -20,7 +20,7 @@ class FakeClock:
         return self.now
 
 
-DOWN = Failure(status=None, detail="ConnectionRefusedError")
+DOWN = RetryPolicy().meaning(Failure(status=None, detail="ConnectionRefusedError"))
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -79,8 +79,8 @@ def test_breaker_gives_up_after_down_timeout() -> None:
 def test_client_errors_do_not_open_the_breaker() -> None:
     breaker = CircuitBreaker(threshold=2, clock=FakeClock())
     for _ in range(5):
-        breaker.record_failure(Failure(status=404))
-        breaker.record_failure(Failure(status=429))
+        breaker.record_failure(RetryPolicy().meaning(Failure(status=404)))
+        breaker.record_failure(RetryPolicy().meaning(Failure(status=429)))
     assert state(breaker) is BreakerState.CLOSED
 
 

@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.iq.retry import Failure, RetryPolicy, parse_retry_after
+from orchestrator.iq.retry import (
+    RETRY,
+    STATUSES,
+    Ends,
+    Failure,
+    Refusal,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 statuses = st.one_of(st.none(), st.integers(min_value=400, max_value=599))
 
@@ -68,3 +76,40 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_the_table_says_what_each_status_ends() -> None:
+    policy = RetryPolicy()
+    assert policy.meaning(Failure(401)).ends is Ends.RUN
+    assert policy.meaning(Failure(401)).refusal is Refusal.CREDENTIALS
+    for status in (400, 403, 404, 409, 422):
+        meaning = policy.meaning(Failure(status))
+        assert (meaning.retry, meaning.ends) == (False, Ends.REQUEST), status
+    assert policy.meaning(Failure(403)).refusal is Refusal.PERMISSION
+    assert policy.meaning(Failure(418)).refusal is Refusal.REJECTED
+
+
+def test_the_table_says_which_failures_are_outages_and_throttling() -> None:
+    policy = RetryPolicy()
+    outages = {s for s in range(400, 600) if policy.meaning(Failure(s)).outage}
+    throttles = {s for s in range(400, 600) if policy.meaning(Failure(s)).throttle}
+    assert outages == {502, 503, 504}
+    assert throttles == {429, 503}
+    assert policy.meaning(Failure(None)).outage
+    assert policy.meaning(Failure(599)).retry
+
+
+def test_which_methods_are_retried_is_data() -> None:
+    assert RetryPolicy().next_delay(1, Failure(503), "POST") is not None
+    cautious = RetryPolicy(retry_methods=frozenset({"GET"}))
+    assert cautious.next_delay(1, Failure(503), "POST") is None
+    assert cautious.next_delay(1, Failure(503), "GET") is not None
+
+
+def test_a_changed_table_changes_the_policy() -> None:
+    policy = RetryPolicy(statuses={**STATUSES, 409: RETRY})
+    assert policy.next_delay(1, Failure(409)) is not None
+
+
+def test_an_answer_that_is_not_json_is_retried() -> None:
+    assert RetryPolicy().next_delay(1, Failure(200, not_json=True)) is not None

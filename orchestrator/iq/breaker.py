@@ -14,8 +14,9 @@ from enum import StrEnum
 import anyio
 import structlog
 
+from orchestrator import defaults
 from orchestrator.errors import UnreachableError
-from orchestrator.iq.retry import Failure
+from orchestrator.iq.retry import Meaning
 
 log = structlog.get_logger("orchestrator.iq")
 
@@ -69,16 +70,16 @@ class BreakerState(StrEnum):
 
 @dataclass(slots=True)
 class CircuitBreaker:
-    """Opens after ``threshold`` consecutive signs of a server that is away (connection errors,
-    502/503/504), lets one probe through every ``probe_interval`` seconds (growing up to
-    ``max_probe_interval``), closes on the first answer that is no such sign (a success, but
-    also a 500 or a 429: the server is there), and gives up after ``down_timeout`` seconds
-    open."""
+    """Opens after ``threshold`` consecutive signs of a server that is away (failures whose
+    :class:`~orchestrator.iq.retry.Meaning` is an outage), lets one probe through every
+    ``probe_interval`` seconds (growing up to ``max_probe_interval``), closes on the first
+    answer that is no such sign (a success, but also a 500 or a 429: the server is there), and
+    gives up after ``down_timeout`` seconds open."""
 
     threshold: int = 5
     probe_interval: float = 1.0
     max_probe_interval: float = 15.0
-    down_timeout: float = 300.0
+    down_timeout: float = defaults.SERVER_DOWN_TIMEOUT
     clock: Clock = field(default=time.monotonic, repr=False)
     state: BreakerState = BreakerState.CLOSED
     consecutive_failures: int = 0
@@ -92,10 +93,6 @@ class CircuitBreaker:
     def __post_init__(self) -> None:
         self._interval = self.probe_interval
 
-    @staticmethod
-    def signals_outage(failure: Failure) -> bool:
-        return failure.is_connection_error or failure.status in (502, 503, 504)
-
     def record_success(self) -> None:
         self.reached = True
         if self.state is not BreakerState.CLOSED:
@@ -106,8 +103,8 @@ class CircuitBreaker:
         self._probing = False
         self._interval = self.probe_interval
 
-    def record_failure(self, failure: Failure) -> None:
-        if not self.signals_outage(failure):
+    def record_failure(self, meaning: Meaning) -> None:
+        if not meaning.outage:
             # Any other answer (500, 429, 404...) comes from a server that is there: the
             # outage is over, and a probe answered so must not keep the probe slot taken.
             self.record_success()
@@ -180,7 +177,7 @@ class RequestGate:
             else:
                 self.budget.deposit()
 
-    def waiting_out(self, failure: Failure) -> bool:
+    def waiting_out(self, meaning: Meaning) -> bool:
         """Whether this failure belongs to an outage the breaker is already handling: the
         next attempt then waits for its probe, and the retry policy does not count it.
 
@@ -189,7 +186,7 @@ class RequestGate:
         return (
             self.breaker is not None
             and self.breaker.reached
-            and self.breaker.signals_outage(failure)
+            and meaning.outage
             and self.breaker.state is not BreakerState.CLOSED
         )
 
@@ -197,8 +194,8 @@ class RequestGate:
         if self.breaker is not None:
             self.breaker.record_success()
 
-    def on_failure(self, failure: Failure) -> None:
+    def on_failure(self, meaning: Meaning) -> None:
         if self.breaker is not None:
-            self.breaker.record_failure(failure)
-        if self.on_throttled is not None and failure.status in (429, 503):
+            self.breaker.record_failure(meaning)
+        if self.on_throttled is not None and meaning.throttle:
             self.on_throttled()

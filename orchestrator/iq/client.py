@@ -20,7 +20,13 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
-from orchestrator.errors import AuthError, NotFoundError, ServerError, UnreachableError
+from orchestrator.errors import (
+    AuthError,
+    ForbiddenError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
+)
 from orchestrator.iq.breaker import RequestGate
 from orchestrator.iq.models import (
     Application,
@@ -43,7 +49,7 @@ from orchestrator.iq.models import (
     RepositoryResultsQuery,
     ScanRetentionConfig,
 )
-from orchestrator.iq.retry import Failure, RetryPolicy, parse_retry_after
+from orchestrator.iq.retry import Failure, Meaning, Refusal, RetryPolicy, parse_retry_after
 
 log = structlog.get_logger("orchestrator.iq")
 
@@ -303,14 +309,17 @@ class IqClient:
                     self._gate.on_success()
                     return _Answer(status=status, body=body, attempts=attempts)
                 failure = Failure(status=status, retry_after=retry_after, detail=_text(body))
-            self._gate.on_failure(failure)
-            _raise_unretryable(
-                failure, what=what, url=target, user=self.settings.credentials.username
-            )
-            if self._gate.waiting_out(failure):
+            policy = self.settings.retry
+            meaning = policy.meaning(failure)
+            self._gate.on_failure(meaning)
+            if not meaning.retry:
+                raise _refused(
+                    failure, meaning, what=what, url=target, user=self.settings.credentials.username
+                )
+            if self._gate.waiting_out(meaning):
                 counted -= 1
                 continue
-            delay = self.settings.retry.next_delay(counted, failure)
+            delay = policy.next_delay(counted, failure, method)
             if delay is None:
                 raise _give_up(failure, what=what, attempts=attempts, base=self.base_url)
             log.info(
@@ -392,27 +401,27 @@ def _parse(model: type[ModelT], body: bytes, kind: str) -> ModelT:
         raise ServerError(f"unexpected answer from {kind}: {_short(exc)}") from exc
 
 
-def _raise_unretryable(failure: Failure, *, what: str, url: URL, user: str) -> None:
-    """Errors no retry can mend: refused credentials, unknown things, bad requests."""
-    status = failure.status
-    if status == 401:
-        raise AuthError(
-            f"IQ Server refused the credentials (HTTP 401) of user {user!r}: "
+def _refused(failure: Failure, meaning: Meaning, *, what: str, url: URL, user: str) -> ServerError:
+    """The error of an answer no retry can mend, as the status table classes it."""
+    status, detail = failure.status, failure.detail
+    if meaning.refusal is Refusal.CREDENTIALS:
+        return AuthError(
+            f"IQ Server refused the credentials (HTTP {status}) of user {user!r}: "
             "check IQ_USERNAME and IQ_PASSWORD",
             status=status,
         )
-    if status == 403:
-        raise AuthError(
-            f"the user may not {what} (HTTP 403): grant it the needed role or use another user",
+    if meaning.refusal is Refusal.PERMISSION:
+        said = f": {detail}" if detail else ""
+        return ForbiddenError(
+            f"the user may not {what} (HTTP {status}{said}); grant it the needed role "
+            "or leave this out",
             status=status,
         )
-    if status == 404:
-        raise NotFoundError(failure.detail or f"not found: {url.path}", status=status)
-    if status is not None and 400 <= status < 500 and status != 429:
-        raise ServerError(
-            f"IQ Server rejected the request to {what} (HTTP {status}): {failure.detail}",
-            status=status,
-        )
+    if meaning.refusal is Refusal.NOT_FOUND:
+        return NotFoundError(detail or f"not found: {url.path}", status=status)
+    return ServerError(
+        f"IQ Server rejected the request to {what} (HTTP {status}): {detail}", status=status
+    )
 
 
 def _give_up(failure: Failure, *, what: str, attempts: int, base: URL) -> ServerError:

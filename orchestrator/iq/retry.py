@@ -1,17 +1,98 @@
-"""When to try a request again, and how long to wait first: a policy as a value.
+"""What each answer means, when to try again, and how long to wait first: a policy as a value.
 
-The client only obeys what :meth:`RetryPolicy.next_delay` says, so the whole policy can be
-tested without a network (see ``tests/test_retry.py``).
+:data:`STATUSES` is the one table of what an HTTP status means (retry it, a sign the server
+is away, a sign it wants less, or an error that ends a promotion or the whole run), kept on
+:class:`RetryPolicy` as urllib3 keeps its status list and allowed methods. The client, the
+circuit breaker and adaptive concurrency only read a :class:`Meaning`; none of them decides
+what a status is. The whole policy is tested without a network (``tests/test_retry.py``).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from types import MappingProxyType
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+class Ends(StrEnum):
+    """What a failure no retry can mend puts an end to."""
+
+    RUN = "run"
+    """Nothing else can succeed either (refused credentials): the run stops."""
+    REQUEST = "request"
+    """Only this request, and the promotion (or look-up) it serves, fails."""
+
+
+class Refusal(StrEnum):
+    """Which kind of refusal a final status is; the client raises the matching error."""
+
+    CREDENTIALS = "credentials"
+    """401: :class:`~orchestrator.errors.AuthError`."""
+    PERMISSION = "permission"
+    """403: :class:`~orchestrator.errors.ForbiddenError`."""
+    NOT_FOUND = "not-found"
+    """404: :class:`~orchestrator.errors.NotFoundError`."""
+    REJECTED = "rejected"
+    """Any other 4xx: :class:`~orchestrator.errors.ServerError`, with the server's text."""
+    FAILED = "failed"
+    """A retryable failure that ran out of retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What one failed attempt means."""
+
+    retry: bool = False
+    """Another attempt may succeed (within the policy's attempts and the retry budget)."""
+    outage: bool = False
+    """A sign that the server is away: the circuit breaker counts it."""
+    throttle: bool = False
+    """A sign that the server wants less: adaptive concurrency backs off."""
+    refusal: Refusal = Refusal.FAILED
+    """The error it becomes when it is final."""
+    ends: Ends = Ends.REQUEST
+    """What it ends when it is final."""
+
+
+RETRY = Meaning(retry=True)
+OUTAGE = Meaning(retry=True, outage=True)
+THROTTLE = Meaning(retry=True, throttle=True)
+OVERLOADED = Meaning(retry=True, outage=True, throttle=True)
+CREDENTIALS_REFUSED = Meaning(refusal=Refusal.CREDENTIALS, ends=Ends.RUN)
+FORBIDDEN = Meaning(refusal=Refusal.PERMISSION)
+NOT_FOUND = Meaning(refusal=Refusal.NOT_FOUND)
+REJECTED = Meaning(refusal=Refusal.REJECTED)
+
+STATUSES: Mapping[int, Meaning] = MappingProxyType(
+    {
+        401: CREDENTIALS_REFUSED,
+        # IQ answers 403 for an application the user may see but not evaluate: with
+        # `all: true` that is routine, so it ends that promotion, not the run.
+        403: FORBIDDEN,
+        404: NOT_FOUND,
+        429: THROTTLE,
+        500: RETRY,
+        502: OUTAGE,
+        503: OVERLOADED,
+        504: OUTAGE,
+    }
+)
+"""What each status means; other 4xx are :data:`REJECTED`, other 5xx :data:`RETRY`."""
+
+CONNECTION_LOST = OUTAGE
+"""A connection refused, reset or timed out: the server may be away."""
+
+NOT_JSON = RETRY
+"""A 2xx answer that is not the JSON asked for (an HTML page from a proxy): try again."""
+
+RETRY_METHODS = frozenset({"GET", "PUT", "DELETE", "POST"})
+"""Methods retried on a retryable failure. POST is among them: the only POSTs are promoteScan,
+which a repeat only makes evaluate once more (another report, nothing lost), and the firewall's
+searches, which change nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +102,8 @@ class Failure:
     status: int | None
     retry_after: float | None = None
     detail: str = ""
+    not_json: bool = False
+    """A success status with an answer that is not JSON (see :data:`NOT_JSON`)."""
 
     @property
     def is_connection_error(self) -> bool:
@@ -29,7 +112,7 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Capped exponential backoff with full jitter, honouring ``Retry-After``.
+    """Capped exponential backoff with full jitter, honouring ``Retry-After`` up to a bound.
 
     ``max_attempts`` counts every attempt, the first included. Full jitter (a uniform draw
     between zero and the capped exponential) spreads the retries of many clients apart, so a
@@ -39,28 +122,39 @@ class RetryPolicy:
     max_attempts: int = 8
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
-    retry_statuses: frozenset[int] = RETRYABLE_STATUSES
-    retry_connection_errors: bool = True
-    max_retry_after: float = 300.0
+    statuses: Mapping[int, Meaning] = field(default_factory=lambda: STATUSES)
+    retry_methods: frozenset[str] = RETRY_METHODS
+    max_retry_after: float = 120.0
+    """The longest ``Retry-After`` obeyed: a server (or proxy) asking for an hour is asked
+    again sooner, so that one answer cannot hold a slot for the night."""
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.backoff_base < 0 or self.backoff_cap < 0:
+        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
             raise ValueError("backoff times cannot be negative")
 
-    def is_retryable(self, failure: Failure) -> bool:
-        if failure.is_connection_error:
-            return self.retry_connection_errors
-        return failure.status in self.retry_statuses
+    def meaning(self, failure: Failure) -> Meaning:
+        """What ``failure`` means, by the table."""
+        if failure.not_json:
+            return NOT_JSON
+        if failure.status is None:
+            return CONNECTION_LOST
+        found = self.statuses.get(failure.status)
+        if found is not None:
+            return found
+        return RETRY if failure.status >= 500 else REJECTED
 
-    def next_delay(self, attempts_made: int, failure: Failure) -> float | None:
+    def is_retryable(self, failure: Failure, method: str = "GET") -> bool:
+        return method.upper() in self.retry_methods and self.meaning(failure).retry
+
+    def next_delay(self, attempts_made: int, failure: Failure, method: str = "GET") -> float | None:
         """Seconds to wait before the next attempt, or None to give up.
 
         ``attempts_made`` is how many attempts have been sent, the failed one included.
         """
-        if attempts_made >= self.max_attempts or not self.is_retryable(failure):
+        if attempts_made >= self.max_attempts or not self.is_retryable(failure, method):
             return None
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempts_made - 1))
         delay = self.rng.uniform(0, ceiling)

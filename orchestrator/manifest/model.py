@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from orchestrator import defaults
 from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
 from orchestrator.manifest.base import ManifestModel
@@ -209,7 +210,7 @@ class ServerSettings(ManifestModel):
     ca_bundle: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
     """PEM file of the certificate authorities to trust; relative to the manifest's folder."""
 
-    timeout_seconds: Seconds = 60.0
+    timeout_seconds: Seconds = defaults.READ_TIMEOUT
     """Most seconds one HTTP request may take."""
 
     @property
@@ -233,10 +234,10 @@ class ServerSettings(ManifestModel):
 class PollingSettings(ManifestModel):
     """How often to ask whether an evaluation has finished: soon at first, then less often."""
 
-    initial_interval: Seconds = 1.0
+    initial_interval: Seconds = defaults.POLL_INITIAL
     """Seconds before the first status check."""
 
-    max_interval: Seconds = 15.0
+    max_interval: Seconds = defaults.POLL_MAX
     """Longest wait between two status checks."""
 
     @model_validator(mode="after")
@@ -368,7 +369,7 @@ class Manifest(ManifestModel):
     concurrency: Concurrency | None = None
     """Most evaluations outstanding at once (1-1000), or 'auto' to adapt to the server."""
 
-    promotion_timeout: Seconds = 1800.0
+    promotion_timeout: Seconds = defaults.PROMOTION_TIMEOUT
     """Seconds one promotion may take, from submission to its final status."""
 
     polling: PollingSettings = Field(default_factory=PollingSettings)

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+from orchestrator import defaults
 from orchestrator.promote.plan import ApplicationWork
 
 PRIOR_SPREAD = 0.15
@@ -148,9 +149,9 @@ class LearnedSchedule:
     """
 
     history: Mapping[str, Sequence[float]] = field(default_factory=dict)
-    initial: float = 1.0
+    initial: float = defaults.POLL_INITIAL
     """Seconds before the first poll while nothing is known."""
-    cap: float = 15.0
+    cap: float = defaults.POLL_MAX
     """The longest wait between two polls."""
     growth: float = 1.3
     """While nothing is known, or past what is known, each poll waits this many times longer

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import anyio
 
+from orchestrator import defaults
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import EvaluationState, PromotionStatus
 
@@ -41,9 +42,9 @@ class BackoffSchedule:
     that promotions submitted together do not poll together.
     """
 
-    initial: float = 1.0
+    initial: float = defaults.POLL_INITIAL
     factor: float = 1.5
-    cap: float = 15.0
+    cap: float = defaults.POLL_MAX
     jitter: float = 0.1
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 

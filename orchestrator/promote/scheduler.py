@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import anyio
 import structlog
 
+from orchestrator import defaults
 from orchestrator.errors import (
     AuthError,
     NotFoundError,
@@ -42,8 +43,8 @@ ADMISSION_SLACK = 8
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    concurrency: int = 20
-    promotion_timeout: float = 1800.0
+    concurrency: int = defaults.CONCURRENCY
+    promotion_timeout: float = defaults.PROMOTION_TIMEOUT
     """Seconds from the accepted POST to a final status before a promotion is TIMED_OUT."""
     scan_retention: PurgeScanFiles | None = None
     """The server's purgeScanFiles, when the plan promotes by scanId."""

@@ -17,6 +17,7 @@ from typing import Literal
 import anyio
 import structlog
 
+from orchestrator import defaults
 from orchestrator.errors import (
     IqPromoteError,
     NotFoundError,
@@ -47,9 +48,6 @@ from orchestrator.report.violations import count_violations
 
 log = structlog.get_logger("orchestrator.runner.run")
 
-AUTO_START = 8
-"""Where ``concurrency: auto`` starts before it learns the server."""
-
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
@@ -59,14 +57,14 @@ class RunConfig:
     manifest_path: str
     manifest_digest: str
     client: ClientSettings
-    concurrency: int | Literal["auto"] = 20
-    promotion_timeout: float = 1800.0
+    concurrency: int | Literal["auto"] = defaults.CONCURRENCY
+    promotion_timeout: float = defaults.PROMOTION_TIMEOUT
     state_dir: Path | None = None
     resume: bool = False
     dry_run: bool = False
     ensure_scan_retention: bool = False
-    grace: float = 30.0
-    server_down_timeout: float = 300.0
+    grace: float = defaults.GRACE
+    server_down_timeout: float = defaults.SERVER_DOWN_TIMEOUT
     handle_signals: bool = True
     strategy: PollStrategy | None = None
     """When to poll; by default a
@@ -138,7 +136,8 @@ async def _execute(
     resume: ResumePoint | None,
 ) -> _Executed:
     auto = config.concurrency == "auto"
-    limiter = anyio.CapacityLimiter(AUTO_START if auto else int(config.concurrency))
+    start = defaults.AUTO_CONCURRENCY_START if auto else int(config.concurrency)
+    limiter = anyio.CapacityLimiter(start)
     adaptive = AdaptiveLimit(limiter) if auto else None
     gate = RequestGate(
         budget=RetryBudget(),
