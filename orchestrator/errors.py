@@ -12,18 +12,40 @@
     │   └── UnreachableError   the server cannot be reached or stays unavailable; exit 3
     └── LockedError            another run holds the state directory; exit 75
 
-The CLI maps each to its exit code in one place (``orchestrator.cli.main``).
+Each class carries its exit code (:class:`ExitCode`); the CLI maps an error to it in one
+place (``orchestrator.cli.support``), and a run's own outcome is mapped once, into its report
+(``RunReport.exit_code``, decided by ``orchestrator.runner.run``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What ``iq-promote`` exits with; the README's table lists the same."""
+
+    OK = 0
+    """Every promotion COMPLETED (none crossed --fail-on); a dry run: every step resolved."""
+    NOT_COMPLETED = 1
+    """Some promotion did not complete, or crossed --fail-on."""
+    USAGE = 2
+    """A usage or manifest error; nothing was sent."""
+    SERVER = 3
+    """The server is unreachable or refused the credentials."""
+    INTERNAL = 70
+    """An error iq-promote did not expect: a bug, to be reported."""
+    LOCKED = 75
+    """Another run holds the state directory."""
+    SIGNAL_BASE = 128
+    """Stopped by a signal: 128 plus its number (130 for SIGINT, 143 for SIGTERM)."""
 
 
 class IqPromoteError(Exception):
     """Base class of every error iq-promote raises on purpose."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.NOT_COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +67,7 @@ class ManifestProblem:
 class ManifestError(IqPromoteError):
     """The manifest cannot be used as written; fix the lines named and run again."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, problems: list[ManifestProblem]) -> None:
         self.problems = problems
@@ -55,13 +77,13 @@ class ManifestError(IqPromoteError):
 class UsageError(IqPromoteError):
     """An option or an input file is wrong; the message says which and how."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ServerError(IqPromoteError):
     """IQ Server refused or failed a request after every retry allowed."""
 
-    exit_code = 3
+    exit_code = ExitCode.SERVER
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
@@ -89,7 +111,7 @@ class UnreachableError(ServerError):
 class LockedError(IqPromoteError):
     """Another run holds the state directory; wait for it, or use another --state-dir."""
 
-    exit_code = 75
+    exit_code = ExitCode.LOCKED
 
 
 def sole_error(group: ExceptionGroup[Exception]) -> Exception:

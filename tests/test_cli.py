@@ -25,8 +25,7 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 
-from orchestrator.cli import support as cli_support
-from orchestrator.cli.main import _simulator_config, main
+from orchestrator.cli.main import main
 from orchestrator.iq.client import ClientSettings
 from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
@@ -34,6 +33,8 @@ from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.lock import StateLock
 from orchestrator.report.results import ViolationCounts
 from orchestrator.report.violations import count_violations
+from orchestrator.runner import connection
+from orchestrator.runner.connection import simulator_config
 from orchestrator.simulator import Simulator
 from orchestrator.simulator.portfolio import seed_portfolio
 from orchestrator.simulator.reportdata import report_data
@@ -122,7 +123,7 @@ def first_verdict(public_id: str) -> ViolationCounts:
     text = (
         f"version: 1\npromotions:\n  - applications: [{public_id}]\n    transitions: {REEVALUATE}\n"
     )
-    config = _simulator_config(parse_manifest(text, source="verdict.yaml", env={}))
+    config = simulator_config(parse_manifest(text, source="verdict.yaml", env={}))
     portfolio = seed_portfolio(config)
     app = portfolio.by_public_id(public_id)
     assert app is not None
@@ -515,7 +516,7 @@ def test_an_unreachable_server_exits_3(tmp_path: Path, monkeypatch: pytest.Monke
     a quick retry policy the way a program would (``ClientSettings.retry``): the refused
     connections, the circuit breaker and ``--server-down-timeout`` are all real."""
     quick = RetryPolicy(backoff_base=0.01, backoff_cap=0.05)
-    monkeypatch.setattr(cli_support, "ClientSettings", partial(ClientSettings, retry=quick))
+    monkeypatch.setattr(connection, "ClientSettings", partial(ClientSettings, retry=quick))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

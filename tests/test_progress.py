@@ -21,7 +21,8 @@ from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.promote.progress import ProgressSnapshot, ProgressTracker, log_progress
 from orchestrator.report.results import Outcome
-from orchestrator.runner.run import RunConfig, run
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.run import run
 from orchestrator.simulator import Simulator
 
 

@@ -26,7 +26,8 @@ from test_runner import config_for, entry, manifest
 from orchestrator.iq.breaker import RetryBudget
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport
-from orchestrator.runner.run import RunConfig, run
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.run import run
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -347,6 +348,7 @@ class FailingProxy:
 
 def through(proxy: FailingProxy, config: RunConfig, **retry: Any) -> RunConfig:
     """``config`` with its client sent through ``proxy``, retrying as given."""
+    assert config.client is not None
     policy = replace(config.client.retry, **retry)
     return replace(config, client=replace(config.client, base_url=proxy.url, retry=policy))
 

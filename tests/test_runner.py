@@ -24,7 +24,8 @@ from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.report.results import Outcome, ViolationCounts
 from orchestrator.report.run_report import RunReport
 from orchestrator.report.violations import count_violations
-from orchestrator.runner.run import RunConfig, run
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.run import run
 from orchestrator.simulator import FaultConfig, Simulator
 from orchestrator.simulator.firewall import seed_firewall
 from orchestrator.simulator.reportdata import report_data

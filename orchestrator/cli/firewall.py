@@ -24,7 +24,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.support import client_settings, guarded, log_options, server_options
+from orchestrator.cli.support import guarded, log_options, server_options
 from orchestrator.firewall.inventory import FirewallInventory, read_inventory
 from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import (
@@ -37,6 +37,7 @@ from orchestrator.firewall.writers import OutputFormat, open_rows
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import ApiChoice, Generation, OwnerType
 from orchestrator.logs import LogFormat, configure_logging
+from orchestrator.runner.connection import client_settings
 
 log = structlog.get_logger("orchestrator.firewall")
 

@@ -20,6 +20,7 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
+from orchestrator import defaults
 from orchestrator.errors import (
     AuthError,
     ForbiddenError,
@@ -77,7 +78,10 @@ class ClientSettings:
     base_url: str
     credentials: Credentials
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    request_timeout: float = 60.0
+    connect_timeout: float = defaults.CONNECT_TIMEOUT
+    """Seconds to open a connection (TCP and TLS)."""
+    read_timeout: float = defaults.READ_TIMEOUT
+    """Seconds an attempt may wait for its answer once connected."""
     verify_tls: bool = True
     ca_bundle: str | None = None
     max_connections: int = 64
@@ -149,7 +153,11 @@ class IqClient:
                 "Accept": "application/json",
                 "User-Agent": "iq-promote",
             },
-            timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=self.settings.connect_timeout + self.settings.read_timeout,
+                sock_connect=self.settings.connect_timeout,
+                sock_read=self.settings.read_timeout,
+            ),
             raise_for_status=False,
         )
         return self

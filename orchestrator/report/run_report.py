@@ -61,6 +61,17 @@ class RunReport(ResultModel):
     firewall_error: str | None = Field(
         default=None, description="Why the firewall summary is missing, when it could not be read."
     )
+    stopped: str | None = Field(
+        default=None,
+        description="Why the run stopped before it decided every promotion (a signal, the "
+        "server going away, refused credentials); `run --resume` continues it.",
+    )
+    error: str | None = Field(
+        default=None, description="The error that stopped the run, when one did."
+    )
+    exit_code: int | None = Field(
+        default=None, description="What iq-promote exited with for this run (see the README)."
+    )
 
     @property
     def succeeded(self) -> bool:

@@ -1,99 +1,66 @@
-"""One promotion run from start to report: lock, journal, client, plan, scheduler, signals.
+"""One run from request to written report: what ``iq-promote run`` does, for any caller.
 
-The CLI turns options into a :class:`RunConfig` and hands it here; everything after that,
-up to the finished :class:`~orchestrator.report.run_report.RunReport`, happens in this module.
+:func:`run` resolves the request, holds the state directory, watches for signals, executes
+(:mod:`orchestrator.runner.execute`), compares with the baseline, applies the gate, decides the
+exit code and writes the report, the renderers' outputs and the kept report. The CLI only
+displays what happens and exits with ``report.exit_code``.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections import Counter
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import anyio
 import structlog
 
-from orchestrator import defaults
-from orchestrator.errors import (
-    IqPromoteError,
-    NotFoundError,
-    ServerError,
-    UnreachableError,
-    sole_error,
-)
-from orchestrator.firewall.summary import summarize
-from orchestrator.iq.breaker import CircuitBreaker, RequestGate, RetryBudget
-from orchestrator.iq.client import ClientSettings, IqClient
-from orchestrator.iq.models import PurgeScanFiles
-from orchestrator.manifest.model import Manifest
-from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
+from orchestrator.errors import ExitCode, sole_error
 from orchestrator.promote.control import RunControl
-from orchestrator.promote.events import Listener
 from orchestrator.promote.journal import Journal, ResumePoint
-from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
-from orchestrator.promote.lock import StateLock
-from orchestrator.promote.plan import Plan, Step, resolve_plan
-from orchestrator.promote.polling import PollStrategy
-from orchestrator.promote.progress import ProgressTracker
-from orchestrator.promote.scheduler import RunOptions, Scheduler, step_result, unresolved_result
 from orchestrator.promote.signals import watch_signals
-from orchestrator.report.firewall import FirewallSummary
-from orchestrator.report.results import Outcome, PromotionResult
-from orchestrator.report.run_report import RunReport, Summary
-from orchestrator.report.violations import count_violations
+from orchestrator.render import write_outputs
+from orchestrator.report.baseline import compare
+from orchestrator.report.gate import gate
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport, Summary, write_report
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.connection import connected
+from orchestrator.runner.execute import Executed, execute
+from orchestrator.runner.request import RunRequest, resolve
+from orchestrator.runner.state_dir import StateDir
 
-log = structlog.get_logger("orchestrator.runner.run")
-
-
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    """Everything a run needs, already resolved from options, environment and manifest."""
-
-    manifest: Manifest
-    manifest_path: str
-    manifest_digest: str
-    client: ClientSettings
-    concurrency: int | Literal["auto"] = defaults.CONCURRENCY
-    promotion_timeout: float = defaults.PROMOTION_TIMEOUT
-    state_dir: Path | None = None
-    resume: bool = False
-    dry_run: bool = False
-    ensure_scan_retention: bool = False
-    grace: float = defaults.GRACE
-    server_down_timeout: float = defaults.SERVER_DOWN_TIMEOUT
-    handle_signals: bool = True
-    strategy: PollStrategy | None = None
-    """When to poll; by default a
-    :class:`~orchestrator.promote.learned_polling.LearnedSchedule` that learns from this run
-    and from the evaluation times the journal kept of earlier ones."""
-    fetch_results: bool | None = None
-    """Read each completed promotion's report data and count its violations; None: only for
-    re-evaluations (same stage), where the new verdict is the point of the run."""
-    progress: ProgressTracker | None = None
-    """Told of every state change, for a progress display."""
+log = structlog.get_logger("orchestrator.runner")
 
 
-@dataclass(slots=True)
-class _Executed:
-    results: list[PromotionResult]
-    server_url: str
-    firewall: FirewallSummary | None = None
-    firewall_error: str | None = None
+async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None) -> RunReport:
+    """Run the manifest once (or resume it), write what the request asks for, and return the
+    final report: the same report ``iq-promote run`` writes, with its ``exit_code``.
 
-
-async def run(config: RunConfig, *, control: RunControl | None = None) -> RunReport:
-    """Run the manifest once (or resume it) and return the report of the whole run."""
+    Raises ManifestError or UsageError before anything is sent, and AuthError or
+    UnreachableError when the server refuses or cannot be reached before the first promotion.
+    """
+    config = what if isinstance(what, RunConfig) else resolve(what)
     control = control or RunControl()
+    report = _judged(await _executed(config, control), config, control)
+    with _signals_ignored(config.handle_signals):
+        _write(report, config)
+    log.info("run.summary", report=str(config.report_path), **_summary_fields(report))
+    return report
+
+
+async def _executed(config: RunConfig, control: RunControl) -> RunReport:
+    """Hold the state directory and run, with signals watched; the report of what was done."""
+    state = _state(config)
     with ExitStack() as stack:
         journal: Journal | None = None
         resume: ResumePoint | None = None
-        if config.state_dir is not None and not config.dry_run:
-            stack.enter_context(StateLock(config.state_dir))
-            journal = stack.enter_context(Journal(config.state_dir))
+        if state is not None:
+            journal = stack.enter_context(state.held())
             if config.resume:
                 resume = journal.resume_point(config.manifest_path, config.manifest_digest)
                 if resume is None:
@@ -103,10 +70,13 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
             journal.begin(config.manifest_path, config.manifest_digest, started)
         clock = time.monotonic()
         try:
-            async with anyio.create_task_group() as tg:
+            async with (
+                connected(config.client, config.manifest) as settings,
+                anyio.create_task_group() as tg,
+            ):
                 if config.handle_signals:
                     tg.start_soon(watch_signals, control, config.grace)
-                executed = await _execute(config, control, journal, resume)
+                executed = await execute(config, settings, control, journal, resume)
                 tg.cancel_scope.cancel()
         except ExceptionGroup as group:
             raise sole_error(group) from None
@@ -115,6 +85,22 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
     elapsed = time.monotonic() - clock
     if resume is not None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
+    return _report(config, executed, started, elapsed)
+
+
+def _state(config: RunConfig) -> StateDir | None:
+    """The state directory, unless the run keeps none (a dry run sends nothing to journal)."""
+    if config.state_dir is None or config.dry_run:
+        return None
+    return StateDir(config.state_dir, config.state_name or _stem(config.manifest_path))
+
+
+def _stem(path: str) -> str:
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _report(config: RunConfig, executed: Executed, started: datetime, elapsed: float) -> RunReport:
     return RunReport(
         started_at=started,
         finished_at=datetime.now(UTC),
@@ -129,136 +115,68 @@ async def run(config: RunConfig, *, control: RunControl | None = None) -> RunRep
     )
 
 
-async def _execute(
-    config: RunConfig,
-    control: RunControl,
-    journal: Journal | None,
-    resume: ResumePoint | None,
-) -> _Executed:
-    auto = config.concurrency == "auto"
-    start = defaults.AUTO_CONCURRENCY_START if auto else int(config.concurrency)
-    limiter = anyio.CapacityLimiter(start)
-    adaptive = AdaptiveLimit(limiter) if auto else None
-    gate = RequestGate(
-        budget=RetryBudget(),
-        breaker=CircuitBreaker(down_timeout=config.server_down_timeout),
-        on_throttled=adaptive.on_throttled if adaptive else None,
-    )
-    async with IqClient(config.client, gate=gate) as client:
-        server_url = str(client.base_url)
-        with control.cancellable() as planning:
-            plan = await resolve_plan(config.manifest, client)
-        if planning.cancelled_caught:
-            log.warning("run.stopped_before_plan", reason=control.stop_reason, sent=0)
-            return _Executed([], server_url)
-        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
-        if config.progress is not None:
-            prior = resume.prior.values() if resume else ()
-            decided = Counter(p.result.status for p in prior if p.result)
-            if plan.unresolved:
-                decided[Outcome.ERROR] += len(plan.unresolved)
-            config.progress.planned(plan.total, decided)
-        if config.dry_run:
-            return _Executed(_dry_run(plan), server_url)
-        retention = await _check_retention(client, plan, config.ensure_scan_retention)
-        strategy = config.strategy or _learned_schedule(config.manifest, journal)
-        order = None
-        if isinstance(strategy, LearnedSchedule):
-            order = longest_first(plan.work, strategy)
-        listeners: list[Listener] = [journal] if journal is not None else []
-        if adaptive is not None:
-            listeners.append(adaptive)
-        if config.progress is not None:
-            listeners.append(config.progress)
-        scheduler = Scheduler(
-            plan,
-            client,
-            strategy,
-            options=RunOptions(
-                concurrency=int(limiter.total_tokens),
-                promotion_timeout=config.promotion_timeout,
-                scan_retention=retention,
-            ),
-            control=control,
-            listeners=listeners,
-            prior=resume.prior if resume else None,
-            limiter=limiter,
-            after_completion=_ViolationReader(client, config.fetch_results),
-        )
-        executed = _Executed(await scheduler.run(order), server_url)
-        section = config.manifest.repository_results
-        if section is not None and not control.stopping:
-            try:
-                executed.firewall = await summarize(client, section)
-            except IqPromoteError as exc:
-                log.warning("repository_results.unavailable", error=str(exc))
-                executed.firewall_error = str(exc)
-        return executed
+def _judged(report: RunReport, config: RunConfig, control: RunControl) -> RunReport:
+    """The report with the baseline compared, the gate applied and the exit code decided."""
+    update: dict[str, Any] = {}
+    if config.baseline is not None:
+        update["baseline"] = compare(report, config.baseline.report, config.baseline.path)
+    if config.fail_on is not None:
+        update["policy_gate"] = gate(report.results, config.fail_on)
+    if control.stopping:
+        update["stopped"] = control.stop_reason
+    if control.fatal is not None:
+        update["error"] = str(control.fatal)
+    judged = report.model_copy(update=update)
+    return judged.model_copy(update={"exit_code": exit_code(judged, control)})
 
 
-@dataclass(frozen=True, slots=True)
-class _ViolationReader:
-    """Counts the violations of a completed promotion's new report, by threat band.
-
-    A report that cannot be read leaves the promotion COMPLETED without counts: the
-    promotion itself succeeded, and the report says which counts are missing.
-    """
-
-    client: IqClient
-    always: bool | None
-
-    async def __call__(self, step: Step, result: PromotionResult) -> PromotionResult:
-        transition = step.transition
-        wanted = self.always
-        if wanted is None:
-            wanted = transition.source_stage == transition.target_stage
-        if not wanted or result.report_data_url is None:
-            return result
-        try:
-            data = await self.client.report_data(result.report_data_url)
-        except (ServerError, NotFoundError, UnreachableError) as exc:
-            log.warning("report_data.unavailable", publicId=result.public_id, error=str(exc))
-            return result
-        return result.model_copy(update={"violations": count_violations(data)})
+def exit_code(report: RunReport, control: RunControl) -> int:
+    """The run's exit code: the one place a run's outcome becomes a number."""
+    if control.fatal is not None:
+        return int(control.fatal.exit_code)
+    if control.signal is not None:
+        return int(ExitCode.SIGNAL_BASE) + control.signal
+    if report.dry_run:
+        # A dry run completes nothing by design: it fails only on steps that cannot resolve.
+        errors = report.summary.by_status[Outcome.ERROR]
+        return int(ExitCode.NOT_COMPLETED if errors else ExitCode.OK)
+    passed = report.policy_gate is None or not report.policy_gate.failed
+    return int(ExitCode.OK if report.succeeded and passed else ExitCode.NOT_COMPLETED)
 
 
-def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSchedule:
-    """Polling that starts from the manifest's intervals and improves on them with what
-    this run and earlier ones (if the state directory has any) tell of evaluation times."""
-    polling = manifest.polling
-    return LearnedSchedule(
-        history=journal.evaluation_history() if journal is not None else {},
-        initial=polling.initial_interval,
-        cap=polling.max_interval,
-    )
+def _write(report: RunReport, config: RunConfig) -> None:
+    """The report, the renderers' outputs, and the kept report for the next night."""
+    if config.report_path is not None:
+        write_report(report, config.report_path)
+    write_outputs(report, config.outputs)
+    state = _state(config)
+    if state is not None:
+        state.keep(report)
 
 
-async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeScanFiles | None:
-    """Promoting by scanId needs the scan file; under the default only each stage's latest
-    scan keeps one, so say so before the run rather than after it."""
-    if not plan.uses_scan_ids:
-        return None
-    retention = await client.scan_retention()
-    if retention is PurgeScanFiles.DEFAULT and ensure:
-        await client.set_scan_retention(PurgeScanFiles.WITH_REPORTS)
-        log.info("config.scan_retention_set", purgeScanFiles=str(PurgeScanFiles.WITH_REPORTS))
-        return PurgeScanFiles.WITH_REPORTS
-    if retention is PurgeScanFiles.DEFAULT:
-        log.warning(
-            "config.scan_retention_default",
-            message="purgeScanFiles is 'default': only each stage's latest scan can be "
-            "promoted by scanId; older scans will fail. --ensure-scan-retention sets "
-            "'withReports' (needs the System Administrator role).",
-        )
-    return retention
+@contextmanager
+def _signals_ignored(enabled: bool) -> Iterator[None]:
+    """The report is written after the run; a late Ctrl-C must not lose it. Signal handlers
+    can only be set in the main thread; elsewhere nobody delivers them to us anyway."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _dry_run(plan: Plan) -> list[PromotionResult]:
-    """Every step as the plan has it, SKIPPED (or ERROR if unresolvable); nothing is sent."""
-    results = {u.step.position: unresolved_result(u) for u in plan.unresolved}
-    for work in plan.work:
-        for step in work.steps:
-            results[step.position] = step_result(
-                step, target=work.target, status=Outcome.SKIPPED, reason="dry run: nothing sent"
-            )
-    return [results[i] for i in range(plan.total)]
+def _summary_fields(report: RunReport) -> dict[str, Any]:
+    """``run.summary``: the report's summary, with the gate and the changes since the baseline."""
+    fields = report.summary_fields()
+    if report.policy_gate is not None:
+        fields["policyGate"] = report.policy_gate.model_dump(mode="json", by_alias=True)
+    if report.baseline is not None:
+        fields["baseline"] = report.baseline.counts.model_dump(mode="json", by_alias=True)
+    if report.firewall_error is not None:
+        fields["firewallError"] = report.firewall_error
+    fields["exitCode"] = report.exit_code
+    return fields

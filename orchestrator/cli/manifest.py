@@ -1,0 +1,126 @@
+"""The commands about a manifest itself: ``validate`` (no network), ``plan`` (look-ups only,
+no promotion) and ``schema`` (the JSON Schemas of a manifest and of a report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from orchestrator.cli.support import guarded, log_options, server_options
+from orchestrator.iq.client import IqClient
+from orchestrator.logs import LogFormat, configure_logging
+from orchestrator.manifest.model import Manifest, load_manifest
+from orchestrator.promote.plan import Plan, resolve_plan, transition_label
+from orchestrator.report.run_report import RunReport
+from orchestrator.runner.connection import client_settings, connected
+
+
+@click.command()
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=Path))
+def validate(manifest_path: Path) -> None:
+    """Check MANIFEST without touching the network."""
+
+    def body() -> int:
+        manifest = load_manifest(manifest_path)
+        steps = sum(len(e.transitions) for e in manifest.promotions)
+        click.echo(
+            f"{manifest_path}: valid: {len(manifest.promotions)} entries, "
+            f"{steps} transitions per application"
+        )
+        return 0
+
+    guarded(body)
+
+
+@click.command("plan")
+@click.argument("manifest_path", metavar="MANIFEST", type=click.Path(path_type=Path))
+@server_options
+@click.option("--simulate", is_flag=True, help="Resolve against the embedded simulator.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@log_options
+def plan_command(
+    manifest_path: Path,
+    server_url: str | None,
+    username: str | None,
+    ca_bundle: Path | None,
+    simulate: bool,
+    as_json: bool,
+    log_format: LogFormat,
+    log_level: str,
+) -> None:
+    """Resolve MANIFEST's applications and print what would run; sends no promotion."""
+    configure_logging(level=log_level, fmt=log_format)
+
+    def body() -> int:
+        manifest = load_manifest(manifest_path)
+
+        async def resolve() -> Plan:
+            given = None
+            if not simulate:
+                given = client_settings(
+                    server_url, username, ca_bundle=ca_bundle, server=manifest.server
+                )
+            async with connected(given, manifest) as settings, IqClient(settings) as client:
+                return await resolve_plan(manifest, client)
+
+        plan = anyio.run(resolve)
+        click.echo(_plan_json(plan) if as_json else _plan_text(plan))
+        return 0
+
+    guarded(body)
+
+
+def _plan_rows(plan: Plan) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for work in plan.work:
+        rows.extend(
+            {
+                "position": step.position,
+                "publicId": work.target.public_id,
+                "organization": work.target.organization,
+                "entry": step.entry_index,
+                "transition": step.label,
+            }
+            for step in work.steps
+        )
+    rows.extend(
+        {
+            "position": u.step.position,
+            "publicId": u.public_id,
+            "organization": u.organization,
+            "entry": u.step.entry_index,
+            "transition": transition_label(u.step.transition),
+            "error": u.reason,
+        }
+        for u in plan.unresolved
+    )
+    return sorted(rows, key=lambda row: row["position"])
+
+
+def _plan_json(plan: Plan) -> str:
+    return json.dumps({"total": plan.total, "steps": _plan_rows(plan)}, indent=2)
+
+
+def _plan_text(plan: Plan) -> str:
+    lines = [
+        f"{row['publicId'] or '-'}\t{row['organization'] or '-'}\tpromotions[{row['entry']}]"
+        f"\t{row['transition']}" + (f"\tERROR: {row['error']}" if "error" in row else "")
+        for row in _plan_rows(plan)
+    ]
+    lines.append(
+        f"{plan.total} promotions for {len(plan.work)} applications; "
+        f"{len(plan.unresolved)} cannot run"
+    )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("which", type=click.Choice(["manifest", "report"]))
+def schema(which: str) -> None:
+    """Print the JSON Schema of a manifest or of a report."""
+    document = Manifest.json_schema() if which == "manifest" else RunReport.json_schema()
+    click.echo(json.dumps(document, indent=2))

@@ -1,0 +1,94 @@
+"""Where a command connects: the server the options, the environment or the manifest name,
+or the embedded simulator seeded from the manifest.
+
+Every command that talks to a server (``run``, ``plan``, ``repositories``,
+``repository-results``) takes its settings from :func:`client_settings`, so a value comes from
+the same place whichever command the user ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from orchestrator import defaults
+from orchestrator.errors import UsageError
+from orchestrator.iq.client import ClientSettings, Credentials
+from orchestrator.logs import SCRUBBER
+from orchestrator.manifest.model import Manifest, ServerSettings
+
+if TYPE_CHECKING:
+    from orchestrator.simulator import SimulatorConfig
+
+log = structlog.get_logger("orchestrator.runner")
+
+SIMULATED = Credentials("admin", "admin123")
+"""The embedded simulator's default account."""
+
+
+def client_settings(
+    server_url: str | None,
+    username: str | None,
+    *,
+    ca_bundle: Path | None = None,
+    server: ServerSettings | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ClientSettings:
+    """A value comes from the option, else the environment, else the manifest's ``server``;
+    the password only from the environment (IQ_PASSWORD) or the manifest's reference to it."""
+    env = os.environ if env is None else env
+    url = server_url or env.get("IQ_SERVER_URL") or (server.url if server else None)
+    if not url:
+        raise UsageError("no server URL: give --server-url, set IQ_SERVER_URL, or set server.url")
+    user = username or env.get("IQ_USERNAME") or (server.username if server else None)
+    password = env.get("IQ_PASSWORD") or (server.resolve_password(env) if server else None)
+    if not user or not password:
+        raise UsageError(
+            "no credentials: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
+        )
+    SCRUBBER.add(password)
+    bundle = str(ca_bundle) if ca_bundle else (server.ca_bundle if server else None)
+    try:
+        return ClientSettings(
+            base_url=url,
+            credentials=Credentials(user, password),
+            verify_tls=server.verify_tls if server else True,
+            ca_bundle=bundle,
+            read_timeout=server.timeout_seconds if server else defaults.READ_TIMEOUT,
+        )
+    except ValueError as exc:
+        raise UsageError(f"server URL: {exc}") from exc
+
+
+@asynccontextmanager
+async def connected(
+    settings: ClientSettings | None, manifest: Manifest
+) -> AsyncIterator[ClientSettings]:
+    """Yield ``settings``; or, when they are None, those of an embedded simulator seeded with
+    what the manifest names, serving for as long as the block runs.
+
+    The simulator is imported only here, so a run against a real server never loads it."""
+    if settings is not None:
+        yield settings
+        return
+    from orchestrator.simulator import Simulator
+
+    async with Simulator(simulator_config(manifest), port=0) as sim:
+        log.info("simulator.started", url=sim.base_url)
+        yield ClientSettings(sim.base_url, SIMULATED)
+
+
+def simulator_config(manifest: Manifest) -> SimulatorConfig:
+    """A small, quick portfolio holding every application and organization the manifest
+    names, so that a ``--simulate`` rehearsal resolves what the real run would."""
+    from orchestrator.simulator import SimulatorConfig
+    from orchestrator.simulator.seeding import seeded_from
+
+    return seeded_from(
+        manifest, SimulatorConfig(apps=24, organizations=4, workers=8, eval_time=0.4)
+    )

@@ -1,0 +1,182 @@
+"""Executing a run once connected: resolve the plan, check scan retention, schedule the
+promotions, read the new reports' violations, and summarise the firewall.
+
+Everything around it (the state directory, signals, the baseline, the gate, what is written)
+is :mod:`orchestrator.runner.run`'s.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import anyio
+import structlog
+
+from orchestrator import defaults
+from orchestrator.errors import IqPromoteError, NotFoundError, ServerError, UnreachableError
+from orchestrator.firewall.summary import summarize
+from orchestrator.iq.breaker import CircuitBreaker, RequestGate, RetryBudget
+from orchestrator.iq.client import ClientSettings, IqClient
+from orchestrator.iq.models import PurgeScanFiles
+from orchestrator.manifest.model import Manifest
+from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
+from orchestrator.promote.control import RunControl
+from orchestrator.promote.events import Listener
+from orchestrator.promote.journal import Journal, ResumePoint
+from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
+from orchestrator.promote.plan import Plan, Step, resolve_plan
+from orchestrator.promote.scheduler import RunOptions, Scheduler, step_result, unresolved_result
+from orchestrator.report.firewall import FirewallSummary
+from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.violations import count_violations
+from orchestrator.runner.config import RunConfig
+
+log = structlog.get_logger("orchestrator.runner")
+
+
+@dataclass(slots=True)
+class Executed:
+    """What executing the run produced, for the report."""
+
+    results: list[PromotionResult]
+    server_url: str
+    firewall: FirewallSummary | None = None
+    firewall_error: str | None = None
+
+
+async def execute(
+    config: RunConfig,
+    settings: ClientSettings,
+    control: RunControl,
+    journal: Journal | None,
+    resume: ResumePoint | None,
+) -> Executed:
+    """Plan and promote (or, for a dry run, only plan) with one client for the whole run."""
+    auto = config.concurrency == "auto"
+    start = defaults.AUTO_CONCURRENCY_START if auto else int(config.concurrency)
+    limiter = anyio.CapacityLimiter(start)
+    adaptive = AdaptiveLimit(limiter) if auto else None
+    gate = RequestGate(
+        budget=RetryBudget(),
+        breaker=CircuitBreaker(down_timeout=config.server_down_timeout),
+        on_throttled=adaptive.on_throttled if adaptive else None,
+    )
+    async with IqClient(settings, gate=gate) as client:
+        server_url = str(client.base_url)
+        with control.cancellable() as planning:
+            plan = await resolve_plan(config.manifest, client)
+        if planning.cancelled_caught:
+            log.warning("run.stopped_before_plan", reason=control.stop_reason, sent=0)
+            return Executed([], server_url)
+        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
+        if config.progress is not None:
+            prior = resume.prior.values() if resume else ()
+            decided = Counter(p.result.status for p in prior if p.result)
+            if plan.unresolved:
+                decided[Outcome.ERROR] += len(plan.unresolved)
+            config.progress.planned(plan.total, decided)
+        if config.dry_run:
+            return Executed(_dry_run(plan), server_url)
+        retention = await _check_retention(client, plan, config.ensure_scan_retention)
+        strategy = config.strategy or _learned_schedule(config.manifest, journal)
+        order = None
+        if isinstance(strategy, LearnedSchedule):
+            order = longest_first(plan.work, strategy)
+        listeners: list[Listener] = [journal] if journal is not None else []
+        if adaptive is not None:
+            listeners.append(adaptive)
+        if config.progress is not None:
+            listeners.append(config.progress)
+        scheduler = Scheduler(
+            plan,
+            client,
+            strategy,
+            options=RunOptions(
+                concurrency=int(limiter.total_tokens),
+                promotion_timeout=config.promotion_timeout,
+                scan_retention=retention,
+            ),
+            control=control,
+            listeners=listeners,
+            prior=resume.prior if resume else None,
+            limiter=limiter,
+            after_completion=_ViolationReader(client, config.wants_results),
+        )
+        executed = Executed(await scheduler.run(order), server_url)
+        section = config.manifest.repository_results
+        if section is not None and not control.stopping:
+            try:
+                executed.firewall = await summarize(client, section)
+            except IqPromoteError as exc:
+                log.warning("repository_results.unavailable", error=str(exc))
+                executed.firewall_error = str(exc)
+        return executed
+
+
+@dataclass(frozen=True, slots=True)
+class _ViolationReader:
+    """Counts the violations of a completed promotion's new report, by threat band.
+
+    A report that cannot be read leaves the promotion COMPLETED without counts: the
+    promotion itself succeeded, and the report says which counts are missing.
+    """
+
+    client: IqClient
+    always: bool | None
+
+    async def __call__(self, step: Step, result: PromotionResult) -> PromotionResult:
+        transition = step.transition
+        wanted = self.always
+        if wanted is None:
+            wanted = transition.source_stage == transition.target_stage
+        if not wanted or result.report_data_url is None:
+            return result
+        try:
+            data = await self.client.report_data(result.report_data_url)
+        except (ServerError, NotFoundError, UnreachableError) as exc:
+            log.warning("report_data.unavailable", publicId=result.public_id, error=str(exc))
+            return result
+        return result.model_copy(update={"violations": count_violations(data)})
+
+
+def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSchedule:
+    """Polling that starts from the manifest's intervals and improves on them with what
+    this run and earlier ones (if the state directory has any) tell of evaluation times."""
+    polling = manifest.polling
+    return LearnedSchedule(
+        history=journal.evaluation_history() if journal is not None else {},
+        initial=polling.initial_interval,
+        cap=polling.max_interval,
+    )
+
+
+async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeScanFiles | None:
+    """Promoting by scanId needs the scan file; under the default only each stage's latest
+    scan keeps one, so say so before the run rather than after it."""
+    if not plan.uses_scan_ids:
+        return None
+    retention = await client.scan_retention()
+    if retention is PurgeScanFiles.DEFAULT and ensure:
+        await client.set_scan_retention(PurgeScanFiles.WITH_REPORTS)
+        log.info("config.scan_retention_set", purgeScanFiles=str(PurgeScanFiles.WITH_REPORTS))
+        return PurgeScanFiles.WITH_REPORTS
+    if retention is PurgeScanFiles.DEFAULT:
+        log.warning(
+            "config.scan_retention_default",
+            message="purgeScanFiles is 'default': only each stage's latest scan can be "
+            "promoted by scanId; older scans will fail. --ensure-scan-retention sets "
+            "'withReports' (needs the System Administrator role).",
+        )
+    return retention
+
+
+def _dry_run(plan: Plan) -> list[PromotionResult]:
+    """Every step as the plan has it, SKIPPED (or ERROR if unresolvable); nothing is sent."""
+    results = {u.step.position: unresolved_result(u) for u in plan.unresolved}
+    for work in plan.work:
+        for step in work.steps:
+            results[step.position] = step_result(
+                step, target=work.target, status=Outcome.SKIPPED, reason="dry run: nothing sent"
+            )
+    return [results[i] for i in range(plan.total)]

@@ -1,0 +1,127 @@
+"""What a run is asked to do, as a value, and its resolution into a :class:`RunConfig`.
+
+``iq-promote run`` builds a :class:`RunRequest` from its options; a Python caller builds one
+directly. :func:`resolve` then finds, before anything is sent, every problem that can be known
+without the server: the manifest, the credentials' form, the output paths, the baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from orchestrator import defaults
+from orchestrator.iq.client import ClientSettings
+from orchestrator.iq.retry import RetryPolicy
+from orchestrator.manifest.model import Manifest, load_manifest
+from orchestrator.promote.journal import manifest_digest
+from orchestrator.promote.polling import PollStrategy
+from orchestrator.promote.progress import ProgressTracker
+from orchestrator.render import RenderOutputs, check_output_paths
+from orchestrator.report.gate import Threshold
+from orchestrator.report.run_report import load_report
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.connection import client_settings
+from orchestrator.runner.state_dir import Baseline, StateDir
+
+STATE_DIR_NAME = ".iq-promote-state"
+"""The state directory's name, beside the report unless --state-dir says otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """The options of ``iq-promote run``, as values; each None means "the default"."""
+
+    manifest: Path
+    server_url: str | None = None
+    username: str | None = None
+    """The password is never an option: it comes from IQ_PASSWORD (or the manifest's
+    reference to another variable), since a command line is visible to every user."""
+    ca_bundle: Path | None = None
+    simulate: bool = False
+    """Run against the embedded simulator, seeded with what the manifest names."""
+    concurrency: int | Literal["auto"] | None = None
+    promotion_timeout: float | None = None
+    server_down_timeout: float = defaults.SERVER_DOWN_TIMEOUT
+    grace: float = defaults.GRACE
+    report: Path | None = None
+    """Where to write the JSON report [default: reports/<manifest name>.json]."""
+    outputs: RenderOutputs = field(default_factory=RenderOutputs)
+    state_dir: Path | None = None
+    resume: bool = False
+    dry_run: bool = False
+    ensure_scan_retention: bool = False
+    fetch_results: bool | None = None
+    fail_on: Threshold | None = None
+    baseline: Path | None = None
+    """The report to compare with [default: the kept report of the last complete run]."""
+    no_baseline: bool = False
+    handle_signals: bool = True
+    """Stop gracefully on SIGINT and SIGTERM (only where signals can be received)."""
+    env: Mapping[str, str] | None = None
+    """The environment to read IQ_* and ${VAR} from; None: the process environment."""
+    retry: RetryPolicy | None = None
+    strategy: PollStrategy | None = None
+    progress: ProgressTracker | None = None
+
+
+def resolve(request: RunRequest) -> RunConfig:
+    """The run's configuration; raises ManifestError or UsageError (exit 2) for anything wrong
+    that can be known before the first request, so that nothing is sent."""
+    env = os.environ if request.env is None else request.env
+    manifest = load_manifest(request.manifest, env=env)
+    report_path = request.report or Path("reports") / f"{request.manifest.stem}.json"
+    inputs = {"--report": report_path} | (
+        {"--baseline": request.baseline} if request.baseline else {}
+    )
+    check_output_paths(request.outputs, inputs)
+    state_path = request.state_dir or report_path.parent / STATE_DIR_NAME
+    state = StateDir(state_path, request.manifest.stem)
+    baseline = None
+    if not request.no_baseline:
+        baseline = (
+            Baseline(load_report(request.baseline), str(request.baseline))
+            if request.baseline is not None
+            else state.kept_baseline()
+        )
+    concurrency = request.concurrency or manifest.concurrency or defaults.CONCURRENCY
+    return RunConfig(
+        manifest=manifest,
+        manifest_path=str(request.manifest),
+        manifest_digest=manifest_digest(request.manifest.read_text(encoding="utf-8")),
+        client=None if request.simulate else _settings(request, manifest, env),
+        concurrency=concurrency,
+        promotion_timeout=request.promotion_timeout or manifest.promotion_timeout,
+        server_down_timeout=request.server_down_timeout,
+        grace=request.grace,
+        state_dir=state.path,
+        state_name=state.name,
+        resume=request.resume,
+        dry_run=request.dry_run,
+        ensure_scan_retention=request.ensure_scan_retention,
+        fetch_results=request.fetch_results,
+        fail_on=request.fail_on,
+        baseline=baseline,
+        report_path=report_path,
+        outputs=request.outputs,
+        handle_signals=request.handle_signals,
+        strategy=request.strategy,
+        progress=request.progress,
+    )
+
+
+def _settings(request: RunRequest, manifest: Manifest, env: Mapping[str, str]) -> ClientSettings:
+    settings = client_settings(
+        request.server_url,
+        request.username,
+        ca_bundle=request.ca_bundle,
+        server=manifest.server,
+        env=env,
+    )
+    if request.retry is not None:
+        settings = dataclasses.replace(settings, retry=request.retry)
+    return settings
