@@ -224,7 +224,7 @@ def test_browser_table_row_links_the_report(open_report: OpenReport) -> None:
     rows = opened.rows()
     assert len(rows) == len(report.results)
     [known] = [r for r in rows if r[0] == KNOWN_APP]
-    assert known[1:4] == ["Payments", "build\u2192release", "COMPLETED"]
+    assert known[1:4] == ["Payments", "build -> release", "COMPLETED"]
     assert "new critical" in known
     expected = next(r.report_html_url for r in report.results if r.public_id == KNOWN_APP)
     link = opened.page.locator("#promotions-table tbody tr", has_text=KNOWN_APP).locator("a")

@@ -69,36 +69,36 @@ def test_counts() -> None:
 
 def test_testcase_names_classnames_and_times() -> None:
     cases = _cases(_parse(render_junit(sample_report())))
-    known = cases[f"{KNOWN_APP}: build\u2192release"]
+    known = cases[f"{KNOWN_APP}: build -> release"]
     assert known.attrib["classname"] == "Payments"
     assert known.attrib["time"] == "42.500"
     assert list(known) == [known.find("system-out")]
     assert report_url(KNOWN_APP, "") in (known.findtext("system-out") or "")
-    assert "platform-auth: 4f1c0a9e2b7d\u2192release" in cases
+    assert "platform-auth: scan 4f1c0a9e2b7d -> release" in cases
     # An entry that named an unknown organization has no public id and no start time.
-    nameless = cases["promotions[4]: build\u2192release"]
+    nameless = cases["promotions[4]: build -> release"]
     assert nameless.attrib["classname"] == "Ghost Org"
     assert "time" not in nameless.attrib
 
 
 def test_outcomes_map_to_failure_skipped_and_error() -> None:
     cases = _cases(_parse(render_junit(sample_report())))
-    failed = cases[f"{REGRESSED_APP}: build\u2192stage-release"].find("failure")
+    failed = cases[f"{REGRESSED_APP}: build -> stage-release"].find("failure")
     assert failed is not None
     assert failed.attrib == {"message": FAILED_REASON, "type": "FAILED"}
-    timed_out = cases["data-pipeline: build\u2192release"].find("failure")
+    timed_out = cases["data-pipeline: build -> release"].find("failure")
     assert timed_out is not None
     assert timed_out.attrib["type"] == "TIMED_OUT"
-    error = cases["platform-auth: 4f1c0a9e2b7d\u2192release"].find("failure")
+    error = cases["platform-auth: scan 4f1c0a9e2b7d -> release"].find("failure")
     assert error is not None
     assert error.attrib["type"] == "ERROR"
-    skipped = cases["platform-auth: release\u2192operate"].find("skipped")
+    skipped = cases["platform-auth: release -> operate"].find("skipped")
     assert skipped is not None
     assert "earlier transition" in skipped.attrib["message"]
-    cancelled = cases["data-lake: build\u2192release"].find("error")
+    cancelled = cases["data-lake: build -> release"].find("error")
     assert cancelled is not None
     assert cancelled.attrib["type"] == "CANCELLED"
-    hostile = cases["xss-probe: build\u2192release"].find("failure")
+    hostile = cases["xss-probe: build -> release"].find("failure")
     assert hostile is not None
     assert hostile.attrib["message"] == HOSTILE_REASON
 
@@ -136,7 +136,7 @@ def test_baseline_appears_as_properties_and_output() -> None:
     assert props["baseline.missingApplications"] == "1"
     suite_out = root.findtext("testsuite/system-out") or ""
     assert "new critical: payments-gateway release (3)" in suite_out
-    known = _cases(root)[f"{KNOWN_APP}: build\u2192release"]
+    known = _cases(root)[f"{KNOWN_APP}: build -> release"]
     assert "new critical violations (0 -> 3)" in (known.findtext("system-out") or "")
 
 

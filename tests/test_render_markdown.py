@@ -102,7 +102,7 @@ def test_not_completed_table() -> None:
         assert len(_cells(row)) == len(header), row
     by_app = {_cells(r)[0]: _cells(r) for r in rows[2:]}
     regressed = by_app[REGRESSED_APP]
-    assert regressed[1] == "build→stage-release"
+    assert regressed[1] == "build -\\> stage-release"  # ">" escaped, shown as typed
     assert regressed[2] == "FAILED"
     assert regressed[3] == r"Policy evaluation failed \| 2 components<br>see the server log"
     assert "promotions\\[4\\]" in by_app
@@ -141,7 +141,7 @@ def test_baseline_changes() -> None:
     assert new[5].startswith("[report](https://iq.example.test:8070/")
     assert _cells(_section(text, "#### Critical violations fixed (1)")[2])[0] == FIXED_APP
     status = _cells(_section(text, "#### Status changed (1)")[2])
-    assert status[:3] == [REGRESSED_APP, "stage-release", "COMPLETED → FAILED"]
+    assert status[:3] == [REGRESSED_APP, "stage-release", "COMPLETED -> FAILED"]
     assert _cells(_section(text, "#### New applications (1)")[2])[0] == NEW_APP
     assert _cells(_section(text, "#### Missing applications (1)")[2])[0] == MISSING_APP
 

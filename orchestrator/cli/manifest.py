@@ -14,7 +14,7 @@ from orchestrator.cli.support import guarded, log_options, server_options
 from orchestrator.iq.client import IqClient
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.manifest.model import Manifest, load_manifest
-from orchestrator.promote.plan import Plan, resolve_plan, transition_label
+from orchestrator.promote.plan import Plan, resolve_plan
 from orchestrator.report.run_report import RunReport
 from orchestrator.runner.connection import client_settings, connected
 
@@ -93,7 +93,7 @@ def _plan_rows(plan: Plan) -> list[dict[str, Any]]:
             "publicId": u.public_id,
             "organization": u.organization,
             "entry": u.step.entry_index,
-            "transition": transition_label(u.step.transition),
+            "transition": u.step.label,
             "error": u.reason,
         }
         for u in plan.unresolved

@@ -15,6 +15,7 @@ import structlog
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import Application, Organization
 from orchestrator.manifest.model import Manifest, PromotionEntry, Transition
+from orchestrator.report.results import transition_label
 
 log = structlog.get_logger("orchestrator.promote.plan")
 
@@ -42,7 +43,8 @@ class Step:
 
     @property
     def label(self) -> str:
-        return transition_label(self.transition)
+        t = self.transition
+        return transition_label(t.source_stage, t.scan_id, t.target_stage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,6 @@ class Plan:
     @property
     def uses_scan_ids(self) -> bool:
         return any(step.transition.scan_id for w in self.work for step in w.steps)
-
-
-def transition_label(transition: Transition) -> str:
-    source = transition.source_stage or f"scan {transition.scan_id}"
-    return f"{source} -> {transition.target_stage}"
 
 
 async def resolve_plan(manifest: Manifest, client: IqClient) -> Plan:

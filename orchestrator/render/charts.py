@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from orchestrator.render.views import promotion_label, seconds
+from orchestrator.render.views import seconds
 from orchestrator.report.results import PromotionResult
 
 WIDTH = 1000
@@ -117,7 +117,7 @@ def timeline_svg(results: Sequence[PromotionResult], origin: datetime, end: date
         r = span.result
         x = LEFT + span.start * scale
         width = max(1.0, (span.end - span.start) * scale)
-        tip = f"{promotion_label(r)} — {r.status}, {seconds(r.duration_seconds)}"
+        tip = f"{r.application}: {r.transition} — {r.status}, {seconds(r.duration_seconds)}"
         parts.append(
             f'<rect class="bar s-{r.status}" x="{x:.1f}" y="{TOP + lane * lane_height:.1f}" '
             f'width="{width:.1f}" height="{lane_height - gap:.1f}">'

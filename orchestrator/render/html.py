@@ -12,22 +12,49 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from html import escape
+from importlib import resources
 from typing import Any
 
-from orchestrator.render._html_assets import CSS, JS, STATUS_COLOURS
 from orchestrator.render.charts import histogram_svg, timeline_svg
 from orchestrator.render.views import (
     BANDS,
+    PromotionView,
     ViolationTotals,
-    application_label,
+    promotion_views,
     seconds,
-    transition_label,
     violation_totals,
     web_url,
 )
 from orchestrator.report.baseline import BaselineComparison
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.report.run_report import RunReport
+
+STATUS_COLOURS = {
+    "COMPLETED": "#2e7d32",
+    "FAILED": "#c62828",
+    "ERROR": "#ef6c00",
+    "SKIPPED": "#90a4ae",
+    "TIMED_OUT": "#8e24aa",
+    "CANCELLED": "#5d4037",
+}
+
+
+def _asset(name: str) -> str:
+    """A file of ``render/assets``, package data shipped beside this module."""
+    return resources.files("orchestrator.render").joinpath("assets", name).read_text("utf-8")
+
+
+def _status_rules() -> str:
+    return "\n".join(
+        f".s-{status} {{ fill: {colour}; background: {colour}; }}\n"
+        f".card.s-{status} {{ border-top-color: {colour}; background: var(--card); }}\n"
+        f".badge.s-{status} {{ color: #fff; }}"
+        for status, colour in STATUS_COLOURS.items()
+    )
+
+
+CSS = _asset("report.css") + _status_rules()
+JS = _asset("report.js")
 
 PAGE_SIZE = 100
 MAX_CHANGES = 200
@@ -238,32 +265,29 @@ def _table(*, with_violations: bool, with_baseline: bool) -> str:
 </section>"""
 
 
-def _changes(baseline: BaselineComparison | None) -> dict[tuple[str | None, str], str]:
-    found: dict[tuple[str | None, str], list[str]] = defaultdict(list)
-    if baseline is not None:
-        for v in baseline.new_critical:
-            found[v.public_id, v.target_stage_id].append("new critical")
-        for v in baseline.fixed:
-            found[v.public_id, v.target_stage_id].append("critical fixed")
-        for s in baseline.status_changes:
-            found[s.public_id, s.target_stage_id].append(f"was {s.status_before}")
-    return {key: ", ".join(texts) for key, texts in found.items()}
+def _change(view: PromotionView) -> str | None:
+    """What changed since the baseline, in a few words for the table's column."""
+    words = []
+    if view.new_critical is not None:
+        words.append("new critical")
+    if view.fixed is not None:
+        words.append("critical fixed")
+    if view.status_change is not None:
+        words.append(f"was {view.status_change.status_before}")
+    if not words and view.new_application:
+        words.append("new application")
+    return ", ".join(words) or None
 
 
 def _data(report: RunReport) -> dict[str, Any]:
-    changes = _changes(report.baseline)
-    new_apps = {a.public_id for a in report.baseline.new_applications} if report.baseline else set()
     rows = []
-    for r in report.results:
-        v = r.violations
-        change = changes.get((r.public_id, r.target_stage_id))
-        if change is None and r.public_id in new_apps:
-            change = "new application"
+    for view in promotion_views(report):
+        r, v = view.result, view.result.violations
         rows.append(
             [
-                application_label(r),
+                view.application,
                 r.organization,
-                transition_label(r),
+                view.transition,
                 str(r.status),
                 r.duration_seconds,
                 r.evaluation_seconds,
@@ -273,7 +297,7 @@ def _data(report: RunReport) -> dict[str, Any]:
                 v.low if v else None,
                 r.reason,
                 web_url(r.report_html_url),
-                change,
+                _change(view),
             ]
         )
     return {"columns": COLUMNS, "pageSize": PAGE_SIZE, "rows": rows}

@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 
 from orchestrator.render.views import (
     BANDS,
-    promotion_label,
+    PromotionView,
+    promotion_views,
     seconds,
     violation_totals,
 )
@@ -60,9 +61,8 @@ def render_junit(report: RunReport) -> str:
     properties = ET.SubElement(suite, "properties")
     for name, value in _properties(report):
         ET.SubElement(properties, "property", name=name, value=_text(value))
-    changes = _changes_by_promotion(report.baseline)
-    for result in report.results:
-        _testcase(suite, result, changes.get((result.public_id, result.target_stage_id), []))
+    for view in promotion_views(report):
+        _testcase(suite, view)
     if report.baseline is not None:
         ET.SubElement(suite, "system-out").text = _text(_baseline_text(report.baseline))
     ET.indent(suites)
@@ -90,17 +90,18 @@ def _properties(report: RunReport) -> list[tuple[str, str]]:
     return props
 
 
-def _testcase(suite: ET.Element, result: PromotionResult, changes: list[str]) -> None:
+def _testcase(suite: ET.Element, view: PromotionView) -> None:
+    result = view.result
     case = ET.SubElement(
         suite,
         "testcase",
         classname=_text(result.organization or SUITE_NAME),
-        name=_text(promotion_label(result)),
+        name=_text(view.label),
     )
     if result.duration_seconds is not None:
         case.set("time", _time(result.duration_seconds))
     reason = result.reason or str(result.status)
-    detail = _detail(result, changes)
+    detail = _detail(result, _changes(view))
     if result.status in FAILURES:
         outcome = ET.SubElement(case, "failure", message=_text(reason), type=str(result.status))
         outcome.text = _text(detail)
@@ -132,26 +133,17 @@ def _detail(result: PromotionResult, changes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _changes_by_promotion(
-    baseline: BaselineComparison | None,
-) -> dict[tuple[str | None, str], list[str]]:
-    found: dict[tuple[str | None, str], list[str]] = {}
-    if baseline is None:
-        return found
-    for v in baseline.new_critical:
+def _changes(view: PromotionView) -> list[str]:
+    """What changed since the baseline, in words for a test's output."""
+    lines = []
+    if (v := view.new_critical) is not None:
         before = "no report" if v.critical_before is None else str(v.critical_before)
-        found.setdefault((v.public_id, v.target_stage_id), []).append(
-            f"since baseline: new critical violations ({before} -> {v.critical_after})"
-        )
-    for v in baseline.fixed:
-        found.setdefault((v.public_id, v.target_stage_id), []).append(
-            f"since baseline: critical violations fixed ({v.critical_before} -> 0)"
-        )
-    for s in baseline.status_changes:
-        found.setdefault((s.public_id, s.target_stage_id), []).append(
-            f"since baseline: status {s.status_before} -> {s.status_after}"
-        )
-    return found
+        lines.append(f"since baseline: new critical violations ({before} -> {v.critical_after})")
+    if (v := view.fixed) is not None:
+        lines.append(f"since baseline: critical violations fixed ({v.critical_before} -> 0)")
+    if (s := view.status_change) is not None:
+        lines.append(f"since baseline: status {s.status_before} -> {s.status_after}")
+    return lines
 
 
 def _baseline_text(baseline: BaselineComparison) -> str:

@@ -11,12 +11,9 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from orchestrator.render.views import (
-    ARROW,
     BANDS,
-    application_label,
     not_completed,
     seconds,
-    transition_label,
     violation_totals,
     web_url,
 )
@@ -119,7 +116,7 @@ def _not_completed(report: RunReport, *, with_violations: bool) -> list[str]:
     header.append("Report")
     rows = []
     for r in failed[:MAX_ROWS]:
-        row = [cell(application_label(r)), cell(transition_label(r)), str(r.status), cell(r.reason)]
+        row = [cell(r.application), cell(r.transition), str(r.status), cell(r.reason)]
         if with_violations:
             row += [str(getattr(r.violations, b)) if r.violations else "" for b in BANDS]
         row.append(link("report", r.report_html_url))
@@ -193,7 +190,7 @@ def _status_changes(changes: list[StatusChange]) -> list[str]:
         [
             cell(s.public_id),
             cell(s.target_stage_id),
-            f"{s.status_before} {ARROW} {s.status_after}",
+            f"{s.status_before} -> {s.status_after}",
             cell(s.reason),
             link("report", s.report_html_url),
         ]

@@ -1,4 +1,5 @@
-"""What several renderers say the same way: labels, totals and which links may be shown."""
+"""What every renderer shows the same way: one view of each promotion (its labels and what
+changed since the baseline), totals, and which links may be shown."""
 
 from __future__ import annotations
 
@@ -6,30 +7,74 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from orchestrator.report.baseline import ApplicationRef, StatusChange, ViolationChange
 from orchestrator.report.results import Outcome, PromotionResult, ViolationCounts
+from orchestrator.report.run_report import RunReport
 
-ARROW = "\u2192"
 BANDS = ("critical", "severe", "moderate", "low")
 
 
-def source_label(result: PromotionResult) -> str:
-    """Where the promoted scan came from: its source stage, else its scan id."""
-    return result.source_stage_id or result.scan_id or "?"
+@dataclass(frozen=True, slots=True)
+class PromotionView:
+    """One promotion as every renderer shows it: the result, its labels, and what changed
+    since the baseline (each renderer words the changes its own way)."""
+
+    result: PromotionResult
+    new_critical: ViolationChange | None = None
+    fixed: ViolationChange | None = None
+    status_change: StatusChange | None = None
+    new_application: bool = False
+
+    @property
+    def application(self) -> str:
+        return self.result.application
+
+    @property
+    def transition(self) -> str:
+        return self.result.transition
+
+    @property
+    def label(self) -> str:
+        """``publicId: build -> release``: one promotion, as a test name or a tooltip."""
+        return f"{self.application}: {self.transition}"
+
+    @property
+    def changed(self) -> bool:
+        return any((self.new_critical, self.fixed, self.status_change, self.new_application))
 
 
-def transition_label(result: PromotionResult) -> str:
-    """``source→target``, e.g. ``build→release`` or ``3f2a…→release``."""
-    return f"{source_label(result)}{ARROW}{result.target_stage_id}"
+def promotion_views(report: RunReport) -> list[PromotionView]:
+    """A view of each result, in the report's order; baseline changes are matched by
+    application and target stage, as the comparison made them."""
+    baseline = report.baseline or _NO_CHANGES
+    new_critical = {(v.public_id, v.target_stage_id): v for v in baseline.new_critical}
+    fixed = {(v.public_id, v.target_stage_id): v for v in baseline.fixed}
+    status = {(s.public_id, s.target_stage_id): s for s in baseline.status_changes}
+    new_apps = {a.public_id for a in baseline.new_applications}
+    views = []
+    for result in report.results:
+        key = (result.public_id or "", result.target_stage_id)
+        views.append(
+            PromotionView(
+                result,
+                new_critical=new_critical.get(key),
+                fixed=fixed.get(key),
+                status_change=status.get(key),
+                new_application=result.public_id in new_apps,
+            )
+        )
+    return views
 
 
-def application_label(result: PromotionResult) -> str:
-    """The public id; an entry that named an unknown organization has none, so say which."""
-    return result.public_id or f"promotions[{result.entry_index}]"
+@dataclass(frozen=True, slots=True)
+class _NoChanges:
+    new_critical: tuple[ViolationChange, ...] = ()
+    fixed: tuple[ViolationChange, ...] = ()
+    status_changes: tuple[StatusChange, ...] = ()
+    new_applications: tuple[ApplicationRef, ...] = ()
 
 
-def promotion_label(result: PromotionResult) -> str:
-    """``publicId: source→target``: one promotion, as a test name or a tooltip."""
-    return f"{application_label(result)}: {transition_label(result)}"
+_NO_CHANGES = _NoChanges()
 
 
 def web_url(url: str | None) -> str | None:

@@ -25,6 +25,13 @@ class Outcome(StrEnum):
     """The run was stopped (signal, server down) before this promotion finished."""
 
 
+def transition_label(source_stage: str | None, scan_id: str | None, target_stage: str) -> str:
+    """How a transition is named everywhere, in logs, plans and reports alike:
+    ``build -> release``, or ``scan 3f2a... -> release`` for a scan given by id."""
+    source = source_stage or (f"scan {scan_id}" if scan_id else "?")
+    return f"{source} -> {target_stage}"
+
+
 class ResultModel(BaseModel):
     """camelCase in JSON, snake_case in Python, like IQ's own API."""
 
@@ -91,6 +98,16 @@ class PromotionResult(ResultModel):
         "promotion was decided: `run --resume` follows it by its statusUrl, or sends it if it "
         "was never accepted. Always true of CANCELLED.",
     )
+
+    @property
+    def transition(self) -> str:
+        """The transition's label (:func:`transition_label`)."""
+        return transition_label(self.source_stage_id, self.scan_id, self.target_stage_id)
+
+    @property
+    def application(self) -> str:
+        """The public id; an entry that named an unknown organization has none, so say which."""
+        return self.public_id or f"promotions[{self.entry_index}]"
 
     @model_validator(mode="after")
     def _cancelled_is_resumable(self) -> PromotionResult:

@@ -132,10 +132,9 @@ def _quantile(ordered: Sequence[float], q: float) -> float | None:
 
 
 def _brief(result: PromotionResult) -> dict[str, Any]:
-    source = result.source_stage_id or f"scan {result.scan_id}"
     return {
         "publicId": result.public_id,
-        "transition": f"{source} -> {result.target_stage_id}",
+        "transition": result.transition,
         "status": str(result.status),
         "reason": result.reason,
         "durationSeconds": result.duration_seconds,

@@ -1,93 +1,6 @@
-"""The HTML report's inline stylesheet and script. They load nothing from anywhere: the page
-must work offline, from a CI artifact or an email attachment."""
-
-from __future__ import annotations
-
-STATUS_COLOURS = {
-    "COMPLETED": "#2e7d32",
-    "FAILED": "#c62828",
-    "ERROR": "#ef6c00",
-    "SKIPPED": "#90a4ae",
-    "TIMED_OUT": "#8e24aa",
-    "CANCELLED": "#5d4037",
-}
-
-_STATUS_RULES = "\n".join(
-    f".s-{status} {{ fill: {colour}; background: {colour}; }}\n"
-    f".card.s-{status} {{ border-top-color: {colour}; background: var(--card); }}\n"
-    f".badge.s-{status} {{ color: #fff; }}"
-    for status, colour in STATUS_COLOURS.items()
-)
-
-CSS = (
-    """
-:root { --fg: #1c2430; --muted: #5f6b7a; --bg: #f6f7f9; --card: #fff; --line: #dde1e6;
-        --accent: #1565c0; color-scheme: light dark; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6e9ee; --muted: #9aa5b1; --bg: #14181d; --card: #1d232a; --line: #323a44;
-          --accent: #64b5f6; }
-}
-* { box-sizing: border-box; }
-body { margin: 0; padding: 24px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto,
-       sans-serif; color: var(--fg); background: var(--bg); }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 16px; margin: 28px 0 10px; }
-h3 { font-size: 14px; margin: 16px 0 6px; }
-.meta { color: var(--muted); margin: 0; }
-.meta span + span::before { content: " · "; }
-section { max-width: 1400px; }
-.cards { display: flex; flex-wrap: wrap; gap: 10px; }
-.card { min-width: 120px; padding: 10px 14px; border-radius: 6px; background: var(--card);
-        border: 1px solid var(--line); border-top: 4px solid var(--muted); cursor: default; }
-.card[data-status] { cursor: pointer; }
-.card[data-status].active { outline: 2px solid var(--accent); }
-.card .n { display: block; font-size: 24px; font-weight: 600; }
-.card .label { color: var(--muted); }
-.band-critical { border-top-color: #b71c1c; } .band-severe { border-top-color: #e65100; }
-.band-moderate { border-top-color: #f9a825; } .band-low { border-top-color: #1e88e5; }
-.chart { width: 100%; height: auto; background: var(--card); border: 1px solid var(--line);
-         border-radius: 6px; }
-.chart text { font-size: 11px; fill: var(--muted); }
-.chart .axis { stroke: var(--muted); stroke-width: 1; }
-.chart .hbar, .chart .area { fill: var(--accent); opacity: 0.8; }
-.chart rect:hover { opacity: 0.7; }
-table { border-collapse: collapse; width: 100%; background: var(--card);
-        border: 1px solid var(--line); }
-th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line);
-         vertical-align: top; }
-th { position: sticky; top: 0; background: var(--card); white-space: nowrap; }
-th[data-key] { cursor: pointer; user-select: none; }
-th.sorted::after { content: " \\25B2"; } th.sorted.desc::after { content: " \\25BC"; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.reason { min-width: 220px; max-width: 420px; overflow-wrap: anywhere; }
-.scroll { overflow-x: auto; }
-#promotions-table td { white-space: nowrap; }
-#promotions-table td.reason { white-space: normal; }
-.badge { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12px;
-         font-weight: 600; }
-.stack { display: flex; height: 10px; min-width: 160px; border-radius: 3px; overflow: hidden;
-         background: var(--line); }
-.stack span { display: block; height: 100%; }
-.controls { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-bottom: 8px; }
-.controls input[type=search] { flex: 1 1 320px; padding: 6px 8px; font: inherit;
-                               border: 1px solid var(--line); border-radius: 4px;
-                               background: var(--card); color: var(--fg); }
-.controls select, .controls button { padding: 5px 8px; font: inherit; border-radius: 4px;
-                                     border: 1px solid var(--line); background: var(--card);
-                                     color: var(--fg); }
-.pager { display: flex; gap: 8px; align-items: center; margin-top: 8px; color: var(--muted); }
-.empty, .more { color: var(--muted); }
-a { color: var(--accent); }
-.legend { display: flex; flex-wrap: wrap; gap: 12px; margin: 6px 0; color: var(--muted); }
-.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px;
-            border-radius: 2px; }
-"""
-    + _STATUS_RULES
-)
-
-# Rows are built from the embedded JSON with textContent, never innerHTML, and only a page of
-# them is in the DOM at a time, so 20,000 results stay quick and nothing in them can run.
-JS = r"""
+// The HTML report's script. Rows are built from the embedded JSON with textContent, never
+// innerHTML, and only a page of them is in the DOM at a time, so 20,000 results stay quick and
+// nothing in them can run. It loads nothing from anywhere: the page works offline.
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
@@ -267,4 +180,3 @@ JS = r"""
   });
   render();
 })();
-"""
