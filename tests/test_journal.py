@@ -117,7 +117,10 @@ def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -
     assert kept is not None
     assert kept.status is Outcome.COMPLETED
     assert prior[completed].status_url is None  # a kept result is not followed again
-    assert in_air not in prior  # never accepted: a resume sends it (again)
+    # Sent, its answer never recorded: a resume sends it again, and says it may be a repeat.
+    assert prior[in_air].status_url is None
+    assert prior[in_air].result is None
+    assert prior[in_air].sent_unanswered_at is not None
     assert prior[accepted].result is None
     assert prior[accepted].status_url == url(3)
     assert prior[accepted].attempts == 3
@@ -247,8 +250,11 @@ def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> No
     with Journal(tmp_path) as journal:
         point = journal.resume_point(MANIFEST, DIGEST)
     assert point is not None
-    assert sorted(point.prior) == sorted((0, 0, f"app-{n}") for n in range(1, 50, 2))
-    assert all(p.status_url == f"status/{key[2][4:]}" for key, p in point.prior.items())
+    accepted = {k: p for k, p in point.prior.items() if p.status_url is not None}
+    assert sorted(accepted) == sorted((0, 0, f"app-{n}") for n in range(1, 50, 2))
+    assert all(p.status_url == f"status/{key[2][4:]}" for key, p in accepted.items())
+    unanswered = [k for k, p in point.prior.items() if p.sent_unanswered_at is not None]
+    assert sorted(unanswered) == sorted((0, 0, f"app-{n}") for n in range(0, 50, 2))
     assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(50,)]
 
 
@@ -266,3 +272,32 @@ def test_a_journal_kept_for_years_holds_only_recent_runs_and_history(tmp_path: P
     assert runs == steps == RUNS_KEPT
     newest = float(RUNS_KEPT + 4)
     assert history == {"app": [newest - n for n in range(HISTORY_KEPT)]}
+
+
+def test_a_journal_of_an_earlier_version_gains_the_intent_time(tmp_path: Path) -> None:
+    """Journals written before the intent time was kept open and resume as before."""
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        db.executescript(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, manifest TEXT NOT NULL, "
+            "manifest_digest TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, "
+            "complete INTEGER NOT NULL DEFAULT 0);"
+            "CREATE TABLE steps (run_id INTEGER NOT NULL, entry_index INTEGER NOT NULL, "
+            "transition_index INTEGER NOT NULL, public_id TEXT NOT NULL, status_url TEXT, "
+            "attempts INTEGER NOT NULL DEFAULT 0, submitted_at TEXT, outcome TEXT, result TEXT, "
+            "PRIMARY KEY (run_id, entry_index, transition_index, public_id));"
+        )
+        db.execute(
+            "INSERT INTO runs (manifest, manifest_digest, started_at) VALUES (?, ?, ?)",
+            (MANIFEST, DIGEST, STARTED.isoformat()),
+        )
+        db.execute(
+            "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
+            "status_url, attempts) VALUES (1, 0, 0, 'app', ?, 1)",
+            (url(1),),
+        )
+    db.close()
+    with Journal(tmp_path) as journal:
+        point = journal.resume_point(MANIFEST, DIGEST)
+        assert point is not None
+        assert point.prior[(0, 0, "app")].status_url == url(1)
+        journal.intent((0, 1, "app"))

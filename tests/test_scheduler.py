@@ -6,13 +6,14 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from structlog.testing import capture_logs
 
 from orchestrator.iq.client import ClientSettings, Credentials, IqClient
 from orchestrator.iq.models import PromoteScanRequest, Stage
@@ -22,7 +23,13 @@ from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Prior, StepKey, step_key
 from orchestrator.promote.plan import ApplicationWork, Plan, Step, resolve_plan
 from orchestrator.promote.polling import BackoffSchedule
-from orchestrator.promote.scheduler import ADMISSION_SLACK, RunOptions, Scheduler, step_result
+from orchestrator.promote.scheduler import (
+    ADMISSION_SLACK,
+    Attempted,
+    Schedule,
+    Scheduler,
+    step_result,
+)
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.simulator import EvaluationRecord, Simulator
 
@@ -75,9 +82,12 @@ class Session:
     client: IqClient
     plan: Plan
 
-    def scheduler(self, **kwargs: Any) -> Scheduler:
-        options = kwargs.pop("options", RunOptions(concurrency=4, promotion_timeout=LIMIT))
-        return Scheduler(self.plan, self.client, FAST_POLLS, options=options, **kwargs)
+    def scheduler(self, *, control: RunControl | None = None, **changes: Any) -> Scheduler:
+        """A scheduler of the plan: concurrency 4, fast polls, unless ``changes`` say otherwise."""
+        schedule = Schedule(strategy=FAST_POLLS, concurrency=4, promotion_timeout=LIMIT)
+        if "listeners" in changes:
+            changes["listeners"] = tuple(changes["listeners"])
+        return Scheduler(self.plan, self.client, replace(schedule, **changes), control)
 
     def keys(self) -> dict[int, StepKey]:
         """Each planned step's key, by position."""
@@ -134,9 +144,7 @@ async def test_no_more_evaluations_outstanding_than_the_concurrency(
         pids = [a.public_id for a in sim.portfolio.applications[:12]]
         text = manifest_text((pids, [BUILD]), (pids[:4], [RELEASE]))
         async with session(sim, text) as s:
-            results = await run(
-                s.scheduler(options=RunOptions(concurrency=3, promotion_timeout=LIMIT))
-            )
+            results = await run(s.scheduler(concurrency=3, promotion_timeout=LIMIT))
         records = list(sim.stats.evaluations)
     assert [r.status for r in results] == [Outcome.COMPLETED] * 16
     assert len(records) == 16
@@ -160,7 +168,8 @@ async def test_one_application_never_has_two_promotions_at_once(
         async with session(sim, text) as s:
             results = await run(
                 s.scheduler(
-                    options=RunOptions(concurrency=8, promotion_timeout=LIMIT),
+                    concurrency=8,
+                    promotion_timeout=LIMIT,
                     listeners=[recorder],
                 )
             )
@@ -228,7 +237,8 @@ async def test_a_promotion_past_its_timeout_is_timed_out_with_its_status_url(
         async with session(sim, text) as s:
             results = await run(
                 s.scheduler(
-                    options=RunOptions(concurrency=2, promotion_timeout=0.3),
+                    concurrency=2,
+                    promotion_timeout=0.3,
                     listeners=[recorder],
                 )
             )
@@ -306,7 +316,8 @@ async def test_stop_submitting_lets_in_flight_finish_and_sends_nothing_more(
     async with session(simulator, text) as s:
         results = await run(
             s.scheduler(
-                options=RunOptions(concurrency=1, promotion_timeout=LIMIT),
+                concurrency=1,
+                promotion_timeout=LIMIT,
                 control=control,
                 listeners=[recorder],
             )
@@ -344,7 +355,8 @@ async def test_submissions_follow_the_order_given(simulator: Simulator) -> None:
         order = [s.plan.work[i] for i in (4, 1, 5, 0, 3, 2)]
         results = await run(
             s.scheduler(
-                options=RunOptions(concurrency=1, promotion_timeout=LIMIT),
+                concurrency=1,
+                promotion_timeout=LIMIT,
                 listeners=[recorder],
             ),
             order,
@@ -364,7 +376,8 @@ async def test_the_first_submissions_are_the_first_of_the_order(simulator: Simul
         order = list(reversed(s.plan.work))
         await run(
             s.scheduler(
-                options=RunOptions(concurrency=3, promotion_timeout=LIMIT),
+                concurrency=3,
+                promotion_timeout=LIMIT,
                 listeners=[recorder],
             ),
             order,
@@ -395,9 +408,7 @@ async def test_prior_results_are_kept_and_accepted_promotions_are_followed(
             status=Outcome.COMPLETED,
             reason=None,
             public_id=done,
-            status_url="http://earlier/status/1",
-            attempts=1,
-            polls=4,
+            attempted=Attempted(status_url="http://earlier/status/1", attempts=1, polls=4),
         )
         submitted_at = datetime(2026, 1, 1, tzinfo=UTC)
         prior = {
@@ -476,10 +487,28 @@ async def test_application_tasks_start_as_slots_come_near_not_all_at_once(
     ):
         tasks: list[int] = []
         recorder = Recorder(on_submitted=lambda _: tasks.append(len(asyncio.all_tasks())))
-        options = RunOptions(concurrency=2, promotion_timeout=LIMIT)
-        results = await run(s.scheduler(options=options, listeners=[recorder]))
+        results = await run(s.scheduler(concurrency=2, listeners=[recorder]))
     assert [r.status for r in results] == [Outcome.COMPLETED] * len(apps)
     assert len(tasks) == len(apps)
     # 2 x 2 + ADMISSION_SLACK application tasks at most, beside the simulator's and the
     # client's own; the whole portfolio at once would be over 120.
     assert max(tasks) < 2 * 2 + ADMISSION_SLACK + 40
+
+
+async def test_a_post_sent_but_never_answered_is_sent_again_with_a_warning(
+    simulator: Simulator,
+) -> None:
+    """The earlier run died between sending a POST and recording its answer: the server may
+    have accepted it. The resume sends it once more and says so."""
+    pid = simulator.portfolio.applications[0].public_id
+    sent_at = datetime(2026, 1, 1, 2, 30, tzinfo=UTC)
+    async with session(simulator, manifest_text(([pid], [BUILD]))) as s:
+        prior = {s.keys()[0]: Prior(sent_unanswered_at=sent_at)}
+        with capture_logs() as events:
+            results = await run(s.scheduler(prior=prior))
+    assert [r.status for r in results] == [Outcome.COMPLETED]
+    assert simulator.stats.requests_to("promote-scan", "POST") == 1
+    [resent] = [e for e in events if e["event"] == "promotion.resent"]
+    assert resent["publicId"] == pid
+    assert resent["sentAt"] == sent_at.isoformat()
+    assert resent["log_level"] == "warning"

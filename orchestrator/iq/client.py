@@ -56,6 +56,9 @@ log = structlog.get_logger("orchestrator.iq")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+CLOSE_TIMEOUT = 5.0
+"""Seconds closing the session may take, even in a cancelled run."""
+
 PUBLIC_ID_BATCH = 50
 """Public ids per ``GET /api/v2/applications?publicId=...`` look-up, to keep URLs short."""
 
@@ -169,7 +172,9 @@ class IqClient:
         tb: TracebackType | None,
     ) -> None:
         if self._session is not None:
-            with anyio.CancelScope(shield=True):
+            # Closing must finish even in a cancelled run, but a connection that will not
+            # close must not hold the run's end (and its report) hostage.
+            with anyio.move_on_after(CLOSE_TIMEOUT, shield=True):
                 await self._session.close()
             self._session = None
 

@@ -17,7 +17,7 @@ import structlog
 from orchestrator.promote.events import StepKey
 from orchestrator.report.results import Outcome, PromotionResult
 
-log = structlog.get_logger("orchestrator.promote.adaptive_concurrency")
+log = structlog.get_logger("orchestrator.promote")
 
 
 @dataclass(slots=True)

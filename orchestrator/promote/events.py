@@ -33,6 +33,9 @@ class Prior:
     attempts: int = 0
     polls: int = 0
     submitted_at: datetime | None = None
+    sent_unanswered_at: datetime | None = None
+    """When the earlier run sent this promotion's POST without recording an answer (it died
+    in between): the server may have accepted it."""
 
 
 class Listener(Protocol):

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS steps (
     status_url TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     submitted_at TEXT,
+    intended_at TEXT,
     outcome TEXT,
     result TEXT,
     PRIMARY KEY (run_id, entry_index, transition_index, public_id)
@@ -91,6 +92,7 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         except sqlite3.DatabaseError as exc:
             raise UsageError(
                 f"the journal {self.path} cannot be used ({exc}); move it aside to start afresh"
@@ -146,14 +148,16 @@ class Journal:
         prior: dict[StepKey, Prior] = {}
         rows = self.db.execute(
             "SELECT entry_index, transition_index, public_id, status_url, attempts, "
-            "submitted_at, outcome, result FROM steps WHERE run_id = ?",
+            "submitted_at, intended_at, result FROM steps WHERE run_id = ?",
             (run_id,),
         )
-        for entry, transition, public_id, url, attempts, submitted, _, result in rows:
+        for entry, transition, public_id, url, attempts, submitted, intended, result in rows:
             key = (entry, transition, public_id)
             decided = PromotionResult.model_validate_json(result) if result else None
             if decided is not None and not decided.resumable:
                 prior[key] = Prior(result=decided)
+            elif url is None and intended is not None and decided is None:
+                prior[key] = Prior(sent_unanswered_at=datetime.fromisoformat(intended))
             elif url is not None:
                 polls = decided.polls if decided is not None else 0
                 prior[key] = Prior(
@@ -197,10 +201,12 @@ class Journal:
     # --- the scheduler's Listener ----------------------------------------------------------
 
     def intent(self, key: StepKey) -> None:
+        """A POST is about to go: should the process die before its answer is recorded, a
+        resume knows the server may have accepted it."""
         self.db.execute(
-            "INSERT OR IGNORE INTO steps (run_id, entry_index, transition_index, public_id) "
-            "VALUES (?, ?, ?, ?)",
-            (self._run(), *key),
+            "INSERT INTO steps (run_id, entry_index, transition_index, public_id, intended_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET intended_at = excluded.intended_at",
+            (self._run(), *key, _now()),
         )
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:
@@ -247,6 +253,13 @@ class Journal:
             if len(times) < per_application:
                 times.append(seconds)
         return history
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A journal from an earlier version lacks the columns added since; add them."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+    if "intended_at" not in present:
+        db.execute("ALTER TABLE steps ADD COLUMN intended_at TEXT")
 
 
 def _now() -> str:

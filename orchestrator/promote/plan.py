@@ -17,7 +17,7 @@ from orchestrator.iq.models import Application, Organization
 from orchestrator.manifest.model import Manifest, PromotionEntry, Transition
 from orchestrator.report.results import transition_label
 
-log = structlog.get_logger("orchestrator.promote.plan")
+log = structlog.get_logger("orchestrator.promote")
 
 LIST_ALL_ABOVE = 200
 """Above this many named public ids, one full listing is cheaper than batched look-ups."""

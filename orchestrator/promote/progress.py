@@ -18,7 +18,7 @@ import structlog
 from orchestrator.promote.events import StepKey
 from orchestrator.report.results import Outcome, PromotionResult
 
-log = structlog.get_logger("orchestrator.promote.progress")
+log = structlog.get_logger("orchestrator.promote")
 
 
 @dataclass(frozen=True, slots=True)

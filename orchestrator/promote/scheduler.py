@@ -9,7 +9,7 @@ start in order as slots come near, not all at once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import anyio
@@ -35,23 +35,49 @@ from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target, Unres
 from orchestrator.promote.polling import InFlight, PollStrategy, follow
 from orchestrator.report.results import Outcome, PromotionResult
 
-log = structlog.get_logger("orchestrator.promote.scheduler")
+log = structlog.get_logger("orchestrator.promote")
 
 ADMISSION_SLACK = 8
 """Applications started beyond twice the bound, so that chains between steps never starve it."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunOptions:
+Completion = Callable[[Step, PromotionResult], Awaitable[PromotionResult]]
+"""Work on a COMPLETED result before it is final, such as reading the new report's data."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """How to run a plan: when to poll, how many at once, how long each may take, who is told
+    of each change, and what an earlier, interrupted run of the manifest already did."""
+
+    strategy: PollStrategy
     concurrency: int = defaults.CONCURRENCY
+    limiter: anyio.CapacityLimiter | None = None
+    """The bound on outstanding evaluations, when someone else moves it too (``concurrency:
+    auto``); else one of ``concurrency`` tokens."""
     promotion_timeout: float = defaults.PROMOTION_TIMEOUT
     """Seconds from the accepted POST to a final status before a promotion is TIMED_OUT."""
     scan_retention: PurgeScanFiles | None = None
     """The server's purgeScanFiles, when the plan promotes by scanId."""
+    listeners: tuple[Listener, ...] = ()
+    prior: Mapping[StepKey, Prior] = field(default_factory=dict)
+    after_completion: Completion | None = None
 
 
-Completion = Callable[[Step, PromotionResult], Awaitable[PromotionResult]]
-"""Work on a COMPLETED result before it is final, such as reading the new report's data."""
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What is known of a promotion that was sent, for its result."""
+
+    status_url: str | None = None
+    attempts: int = 0
+    polls: int = 0
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    evaluation_seconds: float | None = None
+
+
+NOT_SENT = Attempted()
 
 
 @dataclass(slots=True)
@@ -69,27 +95,17 @@ class Scheduler:
     """Executes one plan once; :meth:`run` returns a result for every step, in order."""
 
     def __init__(
-        self,
-        plan: Plan,
-        client: IqClient,
-        strategy: PollStrategy,
-        *,
-        options: RunOptions,
-        control: RunControl | None = None,
-        listeners: Sequence[Listener] = (),
-        prior: Mapping[StepKey, Prior] | None = None,
-        limiter: anyio.CapacityLimiter | None = None,
-        after_completion: Completion | None = None,
+        self, plan: Plan, client: IqClient, schedule: Schedule, control: RunControl | None = None
     ) -> None:
         self.plan = plan
         self.client = client
-        self.strategy = strategy
-        self.options = options
+        self.schedule = schedule
+        self.strategy = schedule.strategy
         self.control = control or RunControl()
-        self.listeners = tuple(listeners)
-        self.prior = prior or {}
-        self.limiter = limiter or anyio.CapacityLimiter(options.concurrency)
-        self.after_completion = after_completion
+        self.listeners = schedule.listeners
+        self.prior = schedule.prior
+        self.limiter = schedule.limiter or anyio.CapacityLimiter(schedule.concurrency)
+        self.after_completion = schedule.after_completion
         self._results: list[PromotionResult | None] = [None] * plan.total
         self._tracked: dict[int, _Tracked] = {}
         self._active = 0
@@ -163,9 +179,17 @@ class Scheduler:
                         listener.submitted(key, prior.status_url, prior.attempts)
                     bound.info("promotion.resumed", statusUrl=prior.status_url)
                 else:
+                    if prior is not None and prior.sent_unanswered_at is not None:
+                        bound.warning(
+                            "promotion.resent",
+                            sentAt=prior.sent_unanswered_at.isoformat(),
+                            reason="the earlier run sent this promotion and died before "
+                            "recording the answer: IQ Server may have accepted it, and then "
+                            "evaluates this scan once more",
+                        )
                     await self._submit(tracked, key, bound)
                 assert tracked.in_flight is not None
-                with anyio.move_on_after(self.options.promotion_timeout) as deadline:
+                with anyio.move_on_after(self.schedule.promotion_timeout) as deadline:
                     status = await follow(
                         self.client, tracked.in_flight, self.strategy, target.public_id
                     )
@@ -176,7 +200,7 @@ class Scheduler:
                         self._from(
                             tracked,
                             Outcome.TIMED_OUT,
-                            f"no final status after {self.options.promotion_timeout:g} s",
+                            f"no final status after {self.schedule.promotion_timeout:g} s",
                         ),
                     )
             except AuthError as exc:
@@ -227,7 +251,7 @@ class Scheduler:
         scan_id = tracked.step.transition.scan_id
         if tracked.in_flight is not None or scan_id is None:
             return str(exc)
-        if self.options.scan_retention is PurgeScanFiles.DEFAULT:
+        if self.schedule.scan_retention is PurgeScanFiles.DEFAULT:
             return (
                 f"scan {scan_id} cannot be promoted ({exc}); under purgeScanFiles=default IQ "
                 "Server keeps only each stage's latest scan file: set it to withReports "
@@ -253,12 +277,7 @@ class Scheduler:
         self, tracked: _Tracked, status: Outcome, reason: str | None, resumable: bool = False
     ) -> PromotionResult:
         in_flight = tracked.in_flight
-        return step_result(
-            tracked.step,
-            target=tracked.target,
-            status=status,
-            reason=reason,
-            resumable=resumable,
+        attempted = Attempted(
             status_url=in_flight.status_url if in_flight else None,
             attempts=tracked.attempts,
             polls=in_flight.polls if in_flight else 0,
@@ -272,6 +291,14 @@ class Scheduler:
                 if in_flight and (seconds := in_flight.evaluation_seconds) is not None
                 else None
             ),
+        )
+        return step_result(
+            tracked.step,
+            target=tracked.target,
+            status=status,
+            reason=reason,
+            resumable=resumable,
+            attempted=attempted,
         )
 
     def _stopped(self, tracked: _Tracked) -> PromotionResult:
@@ -329,23 +356,31 @@ def step_result(
     target: Target | None = None,
     public_id: str | None = None,
     organization: str | None = None,
-    **fields: object,
+    resumable: bool = False,
+    attempted: Attempted = NOT_SENT,
 ) -> PromotionResult:
+    """The result of ``step``: of the application ``target`` (or, when the server knows none,
+    of ``public_id`` in ``organization``), with what is known of what was sent."""
     transition = step.transition
-    return PromotionResult.model_validate(
-        {
-            "public_id": target.public_id if target else public_id,
-            "application_id": target.application_id if target else None,
-            "organization": target.organization if target else organization,
-            "entry_index": step.entry_index,
-            "transition_index": step.transition_index,
-            "source_stage_id": transition.source_stage,
-            "scan_id": transition.scan_id,
-            "target_stage_id": transition.target_stage,
-            "status": status,
-            "reason": reason,
-            **fields,
-        }
+    return PromotionResult(
+        public_id=target.public_id if target else public_id,
+        application_id=target.application_id if target else None,
+        organization=target.organization if target else organization,
+        entry_index=step.entry_index,
+        transition_index=step.transition_index,
+        source_stage_id=transition.source_stage,
+        scan_id=transition.scan_id,
+        target_stage_id=transition.target_stage,
+        status=status,
+        reason=reason,
+        resumable=resumable,
+        status_url=attempted.status_url,
+        attempts=attempted.attempts,
+        polls=attempted.polls,
+        submitted_at=attempted.submitted_at,
+        finished_at=attempted.finished_at,
+        duration_seconds=attempted.duration_seconds,
+        evaluation_seconds=attempted.evaluation_seconds,
     )
 
 

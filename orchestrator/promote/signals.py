@@ -10,7 +10,7 @@ import structlog
 
 from orchestrator.promote.control import RunControl
 
-log = structlog.get_logger("orchestrator.promote.signals")
+log = structlog.get_logger("orchestrator.promote")
 
 
 async def watch_signals(control: RunControl, grace: float) -> None:

@@ -26,7 +26,7 @@ from orchestrator.promote.events import Listener
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
 from orchestrator.promote.plan import Plan, Step, resolve_plan
-from orchestrator.promote.scheduler import RunOptions, Scheduler, step_result, unresolved_result
+from orchestrator.promote.scheduler import Schedule, Scheduler, step_result, unresolved_result
 from orchestrator.report.firewall import FirewallSummary
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.report.violations import count_violations
@@ -88,21 +88,16 @@ async def execute(
             listeners.append(adaptive)
         if config.progress is not None:
             listeners.append(config.progress)
-        scheduler = Scheduler(
-            plan,
-            client,
-            strategy,
-            options=RunOptions(
-                concurrency=int(limiter.total_tokens),
-                promotion_timeout=config.promotion_timeout,
-                scan_retention=retention,
-            ),
-            control=control,
-            listeners=listeners,
-            prior=resume.prior if resume else None,
+        schedule = Schedule(
+            strategy=strategy,
             limiter=limiter,
+            promotion_timeout=config.promotion_timeout,
+            scan_retention=retention,
+            listeners=tuple(listeners),
+            prior=resume.prior if resume else {},
             after_completion=_ViolationReader(client, config.wants_results),
         )
+        scheduler = Scheduler(plan, client, schedule, control)
         executed = Executed(await scheduler.run(order), server_url)
         section = config.manifest.repository_results
         if section is not None and not control.stopping:
