@@ -36,7 +36,8 @@ from orchestrator.errors import (
     UsageError,
 )
 from orchestrator.firewall.summary import summarize
-from orchestrator.iq.client import ClientSettings, Credentials, IqClient
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import Manifest, load_manifest, parse_manifest
 from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.promote.control import RunControl

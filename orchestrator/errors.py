@@ -9,6 +9,7 @@
     │   ├── AuthError          credentials refused (401); exit 3
     │   ├── ForbiddenError     the user may not do this (403); ends that promotion
     │   ├── NotFoundError      the server does not know the thing asked for (404)
+    │   ├── ForeignUrlError    the server answered a link to another host; nothing sent there
     │   └── UnreachableError   the server cannot be reached or stays unavailable; exit 3
     └── LockedError            another run holds the state directory; exit 75
 
@@ -102,6 +103,15 @@ class ForbiddenError(ServerError):
 
 class NotFoundError(ServerError):
     """The server does not know the application, status or scan asked for."""
+
+    def __init__(self, message: str, *, status: int | None = 404, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(message, status=status)
+
+
+class ForeignUrlError(ServerError):
+    """The server (or a tampered journal) gave a URL outside the configured server's origin
+    and context path; it is not followed, and credentials never go there."""
 
 
 class UnreachableError(ServerError):

@@ -26,9 +26,9 @@ import structlog
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
-from orchestrator.iq.client import ClientSettings
 from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.lock import StateLock
 from orchestrator.report.results import ViolationCounts
@@ -37,7 +37,7 @@ from orchestrator.runner import connection
 from orchestrator.runner.connection import simulator_config
 from orchestrator.simulator import Simulator
 from orchestrator.simulator.portfolio import seed_portfolio
-from orchestrator.simulator.reportdata import report_data
+from orchestrator.simulator.reportdata import policy_report
 
 ThreadedSimulatorFactory = Callable[..., AbstractContextManager[Simulator]]
 """``with threaded_simulator_factory(**overrides) as sim:`` (tests/conftest.py)."""
@@ -128,7 +128,7 @@ def first_verdict(public_id: str) -> ViolationCounts:
     app = portfolio.by_public_id(public_id)
     assert app is not None
     report = portfolio.add_report(app.id, Stage.BUILD, reevaluation=True)
-    return count_violations(report_data(config.seed, app, report))
+    return count_violations(policy_report(config.seed, app, report))
 
 
 # --- validate and schema ------------------------------------------------------------------
@@ -374,7 +374,7 @@ def test_the_example_manifest_exits_1_because_one_application_was_never_released
     not_completed = [r for r in document["results"] if r["status"] != "COMPLETED"]
     assert not_completed
     assert all(r["reason"] for r in not_completed)
-    assert any("No scan found" in r["reason"] for r in not_completed)
+    assert any("No scan available to promote from stage release" in r["reason"] for r in not_completed)
 
 
 def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:
@@ -389,7 +389,12 @@ def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:
     assert promotion["status"] == "COMPLETED"
     # --fail-on counts violations of promotions too, not only of re-evaluations
     assert promotion["violations"] == verdict.model_dump(by_alias=True)
-    gate = {"failOn": "critical", "crossed": [f"{CRITICAL_APP} (stage-release)"], "unchecked": 0}
+    gate = {
+        "failOn": "critical",
+        "crossed": [f"{CRITICAL_APP} (stage-release)"],
+        "unchecked": 0,
+        "uncheckedReports": [],
+    }
     assert document["policyGate"] == gate
     assert events(result)[-1]["policyGate"] == gate
 
@@ -408,7 +413,12 @@ def test_fail_on_a_report_with_severe_but_no_critical_violations(
     document = read_json(report)
     assert document["results"][0]["violations"] == verdict.model_dump(by_alias=True)
     crossed = [f"{CLEAN_APP} (build)"] if code else []
-    assert document["policyGate"] == {"failOn": threshold, "crossed": crossed, "unchecked": 0}
+    assert document["policyGate"] == {
+        "failOn": threshold,
+        "crossed": crossed,
+        "unchecked": 0,
+        "uncheckedReports": [],
+    }
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from orchestrator.cli.firewall import repositories, repository_results
 from orchestrator.firewall.writers import CSV_COLUMNS
-from orchestrator.iq.models import RepositoryResult
+from orchestrator.iq.firewall_models import RepositoryResult
 from orchestrator.simulator import Simulator, SimulatorConfig
 
 LEGACY_RELEASE = 170

@@ -15,7 +15,7 @@ from orchestrator.firewall.query import (
     parse_sorts,
     resolve_owner,
 )
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     REPOSITORY_CONTAINER_ID,
     FilterableField,
     MatchState,

@@ -19,8 +19,8 @@ from orchestrator.firewall.inventory import FirewallInventory, read_inventory
 from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import Owner, QueryOptions, build_query, resolve_owner
 from orchestrator.firewall.summary import summarize, violation_state
-from orchestrator.iq.client import ClientSettings, Credentials, IqClient
-from orchestrator.iq.models import (
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.firewall_models import (
     ApiChoice,
     Generation,
     OwnerType,
@@ -28,6 +28,7 @@ from orchestrator.iq.models import (
     RepositoryResultsQuery,
     ViolationState,
 )
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.simulator import Simulator, SimulatorConfig
 

@@ -15,7 +15,7 @@ from orchestrator.firewall.summary import (
     section_query,
     violation_state,
 )
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     REPOSITORY_CONTAINER_ID,
     ApiChoice,
     ComponentIdentifier,

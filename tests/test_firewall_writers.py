@@ -16,7 +16,7 @@ from orchestrator.firewall.writers import (
     make_writer,
     open_rows,
 )
-from orchestrator.iq.models import ComponentIdentifier, RepositoryResult
+from orchestrator.iq.firewall_models import ComponentIdentifier, RepositoryResult
 
 
 def sample_rows() -> list[RepositoryResult]:

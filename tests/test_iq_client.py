@@ -12,17 +12,16 @@ from contextlib import AbstractAsyncContextManager
 
 import anyio
 import pytest
-from pydantic import TypeAdapter
 from structlog.testing import capture_logs
 
-from orchestrator.errors import AuthError, NotFoundError, ServerError, UnreachableError
-from orchestrator.iq.client import (
-    PUBLIC_ID_BATCH,
-    ClientSettings,
-    Credentials,
-    IqClient,
-    normalise_base_url,
+from orchestrator.errors import (
+    AuthError,
+    ForeignUrlError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
 )
+from orchestrator.iq.client import PUBLIC_ID_BATCH, IqClient
 from orchestrator.iq.models import (
     EvaluationState,
     PromoteScanRequest,
@@ -31,6 +30,7 @@ from orchestrator.iq.models import (
     Stage,
 )
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings, Credentials, normalise_base_url
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ async def until_final(client: IqClient, status_url: str) -> PromotionStatus:
     with anyio.fail_after(LIMIT):
         while True:
             status = await client.promotion_status(status_url)
-            if status.status is not EvaluationState.PENDING:
+            if status.state is not EvaluationState.PENDING:
                 return status
             await anyio.sleep(0.01)
 
@@ -84,9 +84,12 @@ async def test_relative_links_are_joined_under_the_context_path(
             assert status.report_html_url
             assert status.report_data_url
             html = client.absolute(status.report_html_url)
-            data = await client.report_data(client.absolute(status.report_data_url))
-            relative_data = await client.report_data(status.report_data_url)
+            data = await client.policy_report(client.absolute(status.report_data_url))
+            relative_data = await client.policy_report(status.report_data_url)
     assert submission.status_url.startswith(base + "api/v2/evaluation/applications/")
+    public_id = sim.portfolio.applications[0].public_id
+    assert status.report_data_url.startswith(f"api/v2/applications/{public_id}/reports/")
+    assert status.report_data_url.endswith("/raw"), "current releases link the raw data"
     assert not status.report_html_url.startswith(("/", "http"))  # IQ gives them relative
     assert html == base + status.report_html_url
     assert html.startswith(base + "ui/links/application/")
@@ -94,10 +97,22 @@ async def test_relative_links_are_joined_under_the_context_path(
     assert data.components
 
 
-def test_absolute_urls_are_kept_and_relative_ones_joined() -> None:
+def test_relative_links_are_joined_and_links_elsewhere_refused() -> None:
     client = IqClient(settings_for("https://iq.example.com/iq"))
     assert client.absolute("api/v2/x?y=1") == "https://iq.example.com/iq/api/v2/x?y=1"
-    assert client.absolute("https://elsewhere.example/a") == "https://elsewhere.example/a"
+    assert client.absolute("https://iq.example.com/iq/a") == "https://iq.example.com/iq/a"
+    for elsewhere in (
+        "https://elsewhere.example/a",
+        "//elsewhere.example/a",
+        "http://iq.example.com/iq/a",
+        "https://iq.example.com:8443/iq/a",
+        "https://iq.example.com/other/a",
+        "/a",
+        "file:///etc/passwd",
+        "https://user@iq.example.com/iq/a",
+    ):
+        with pytest.raises(ForeignUrlError, match="another host or outside"):
+            client.absolute(elsewhere)
 
 
 @pytest.mark.parametrize(
@@ -116,8 +131,8 @@ def test_base_url_is_normalised_to_a_directory(given: str, expected: str) -> Non
 @pytest.mark.parametrize(
     ("given", "problem"),
     [
-        ("ftp://iq.example.com", "not an http"),
-        ("iq.example.com", "not an http"),
+        ("ftp://iq.example.com", "http:// or https://"),
+        ("iq.example.com", "http:// or https://"),
         ("https://admin:hunter2@iq.example.com", "IQ_USERNAME"),
     ],
 )
@@ -209,10 +224,8 @@ async def test_a_bad_request_is_a_clear_error_sent_once(simulator: Simulator) ->
 
 async def test_an_answer_of_the_wrong_shape_is_a_server_error(simulator: Simulator) -> None:
     async with IqClient(settings_for(simulator.base_url)) as client:
-        with pytest.raises(ServerError, match="unexpected answer from organizations"):
-            await client.get_json(
-                "api/v2/organizations", TypeAdapter(list[int]), kind="organizations"
-            )
+        with pytest.raises(ServerError, match="unexpected answer from status"):
+            await client.promotion_status("api/v2/organizations")
 
 
 # --- retries -------------------------------------------------------------------------------
@@ -287,22 +300,24 @@ async def test_an_unreachable_server_is_reported_after_the_retries() -> None:
 # --- the endpoints -------------------------------------------------------------------------
 
 
-async def test_scan_retention_reads_and_sets_purge_scan_files(simulator: Simulator) -> None:
+async def test_scan_retention_reads_sets_and_unsets_purge_scan_files(simulator: Simulator) -> None:
+    """Unset is IQ's default; withReports is the one value; DELETE reverts."""
     async with IqClient(settings_for(simulator.base_url)) as client:
-        assert await client.scan_retention() is PurgeScanFiles.DEFAULT
-        await client.set_scan_retention(PurgeScanFiles.WITH_REPORTS)
-        assert await client.scan_retention() is PurgeScanFiles.WITH_REPORTS
-    assert simulator.portfolio.retention is PurgeScanFiles.WITH_REPORTS
+        assert await client.scan_retention() is None
+        await client.set_scan_retention()
+        assert await client.scan_retention() == "withReports"
+        assert simulator.portfolio.retention is PurgeScanFiles.WITH_REPORTS
+        await client.reset_scan_retention()
+        assert await client.scan_retention() is None
+    assert simulator.portfolio.retention is None
 
 
-async def test_report_data_parses_components_and_violations(simulator: Simulator) -> None:
+async def test_policy_data_parses_components_and_violations(simulator: Simulator) -> None:
     app = simulator.portfolio.applications[0]
     report = simulator.portfolio.latest(app.id, Stage.BUILD)
     assert report is not None
     async with IqClient(settings_for(simulator.base_url)) as client:
-        data = await client.report_data(report.links()["report_data_url"])
-    assert data.application is not None
-    assert data.application["publicId"] == app.public_id
+        data = await client.policy_report(report.links(app.public_id)["report_data_url"])
     assert data.components
     violations = [v for c in data.components for v in c.violations]
     assert violations

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.iq.client import PUBLIC_ID_BATCH, ClientSettings, Credentials, IqClient
+from orchestrator.iq.client import PUBLIC_ID_BATCH, IqClient
 from orchestrator.iq.models import Application, Organization, Stage
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import Manifest, parse_manifest
 from orchestrator.promote.plan import LIST_ALL_ABOVE, Plan, build_plan, resolve_plan
 from orchestrator.simulator import Simulator
@@ -96,7 +97,7 @@ async def test_explicit_public_ids_resolve_to_chains_in_manifest_order(
         app = simulator.portfolio.by_public_id(work.target.public_id)
         assert app is not None
         assert work.target.application_id == app.id
-        assert work.target.organization == org_names[app.organization_id]
+        assert work.target.organization == org_names[app.organization_id or ""]
         (chain,) = work.chains
         assert [(s.transition.source_stage, s.transition.target_stage) for s in chain.steps] == [
             (Stage.BUILD, Stage.BUILD),

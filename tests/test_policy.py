@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sample_reports import result
 
-from orchestrator.iq.models import PolicyViolation, ReportComponent, ReportData
+from orchestrator.iq.report_models import PolicyComponent, PolicyReport, PolicyViolation, RawReport
 from orchestrator.report.gate import PolicyGate, Threshold, crosses, gate
 from orchestrator.report.results import Outcome, ViolationCounts
 from orchestrator.report.violations import band_of, count_violations
@@ -43,35 +43,71 @@ def test_band_rejects_levels_outside_iq_range(level: int) -> None:
         band_of(level)
 
 
-def _violation(level: int, *, waived: bool = False, grandfathered: bool = False) -> PolicyViolation:
+def _violation(
+    level: int, *, waived: bool = False, grandfathered: bool = False, legacy: bool = False
+) -> PolicyViolation:
     return PolicyViolation(
         policy_id=f"p{level}",
         policy_name=f"Policy {level}",
         policy_threat_level=level,
         waived=waived,
         grandfathered=grandfathered,
+        legacy_violation=legacy,
     )
 
 
-def test_count_violations_skips_waived_ones() -> None:
-    data = ReportData(
+def test_count_violations_counts_only_open_ones() -> None:
+    """Waived, grandfathered and legacy violations are not held against the application."""
+    data = PolicyReport(
         components=[
-            ReportComponent(
+            PolicyComponent(
                 display_name="log4j-core 2.14.1",
-                violations=[_violation(10), _violation(9, waived=True), _violation(5)],
+                violations=[
+                    _violation(10),
+                    _violation(9, waived=True),
+                    _violation(9, grandfathered=True),
+                    _violation(8, legacy=True),
+                    _violation(5),
+                ],
             ),
-            ReportComponent(
+            PolicyComponent(
                 display_name="commons-text 1.9",
                 violations=[_violation(8), _violation(3), _violation(1), _violation(0)],
             ),
-            ReportComponent(display_name="clean 1.0"),
+            PolicyComponent(display_name="clean 1.0"),
         ]
     )
     assert count_violations(data) == ViolationCounts(critical=2, severe=1, moderate=1, low=1)
 
 
-def test_count_violations_reads_iq_report_data() -> None:
-    data = ReportData.model_validate(
+def test_raw_report_data_has_no_violations_to_count() -> None:
+    """The raw data (where reportDataUrl points) has components, security and license data,
+    and no violations: read as policy data, it would count nothing however bad it is."""
+    raw = RawReport.model_validate(
+        {
+            "components": [
+                {
+                    "displayName": "log4j-core 2.14.1",
+                    "securityData": {"securityIssues": [{"reference": "CVE-2021-44228"}]},
+                }
+            ]
+        }
+    )
+    assert all(not hasattr(c, "violations") for c in raw.components)
+    assert count_violations(PolicyReport.model_validate(raw.model_dump(by_alias=True))) == (
+        ViolationCounts()
+    )
+
+
+def test_a_violation_without_a_threat_level_is_not_counted_as_none() -> None:
+    with pytest.raises(ValueError, match="policyThreatLevel"):
+        PolicyReport.model_validate(
+            {"components": [{"violations": [{"policyName": "Security-High"}]}]}
+        )
+
+
+def test_count_violations_reads_iq_policy_data() -> None:
+    data = PolicyReport.model_validate(
         {
             "components": [
                 {
@@ -103,9 +139,9 @@ levels = st.lists(st.tuples(st.integers(0, 10), st.booleans()), max_size=30)
 def test_count_violations_counts_each_open_violation_once(
     components: list[list[tuple[int, bool]]],
 ) -> None:
-    data = ReportData(
+    data = PolicyReport(
         components=[
-            ReportComponent(
+            PolicyComponent(
                 display_name=f"c{i}",
                 violations=[_violation(level, waived=waived) for level, waived in violations],
             )
@@ -174,21 +210,24 @@ def test_gate_ignores_promotions_that_did_not_complete() -> None:
         if status is not Outcome.COMPLETED
     ]
     verdict = gate(results, "severe")
-    assert verdict == PolicyGate(fail_on="severe", crossed=[], unchecked=0)
+    assert verdict == PolicyGate(fail_on="severe", crossed=[], unchecked=0, unchecked_reports=[])
     assert not verdict.failed
 
 
-def test_gate_counts_completed_promotions_without_counts_as_unchecked() -> None:
+def test_gate_fails_closed_on_reports_it_could_not_check() -> None:
+    """Unknown is not zero: a completed promotion whose policy data could not be read fails
+    the gate as a crossing one does, and is named."""
     results = [
         result("unread", Outcome.COMPLETED),
-        result("unread-too", Outcome.COMPLETED),
+        result("unread-too", Outcome.COMPLETED, target="operate"),
         result("failed", Outcome.FAILED),
         result("read", Outcome.COMPLETED, violations=ViolationCounts(moderate=1)),
     ]
     verdict = gate(results, "critical")
     assert verdict.unchecked == 2
+    assert verdict.unchecked_reports == ["unread (release)", "unread-too (operate)"]
     assert verdict.crossed == []
-    assert not verdict.failed  # what could not be checked does not fail the gate; it is counted
+    assert verdict.failed
 
 
 def test_gate_of_nothing_passes() -> None:
@@ -204,6 +243,7 @@ def test_policy_gate_in_json() -> None:
         "failOn": "critical",
         "crossed": ["bad (release)"],
         "unchecked": 0,
+        "uncheckedReports": [],
     }
     assert PolicyGate.model_validate_json(verdict.model_dump_json(by_alias=True)) == verdict
 
@@ -225,4 +265,4 @@ def test_gate_fails_exactly_when_a_completed_report_crosses(
     crossing = [v for v in completed if v is not None and crosses(v, threshold)]
     assert verdict.unchecked == sum(1 for v in completed if v is None)
     assert len(verdict.crossed) == len(crossing)
-    assert verdict.failed == bool(crossing)
+    assert verdict.failed == (bool(crossing) or verdict.unchecked > 0)

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from orchestrator.iq.client import ClientSettings, Credentials, IqClient
+from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import EvaluationState, PromoteScanRequest
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.promote.polling import BackoffSchedule, InFlight, PollStrategy, follow
 from orchestrator.simulator import Simulator
 
@@ -147,7 +148,7 @@ async def test_follow_stops_at_completed_and_polls_no_more(
             in_flight = await submit(client, sim, pid)
             with anyio.fail_after(LIMIT):
                 status = await follow(client, in_flight, strategy, pid)
-    assert status.status is EvaluationState.COMPLETED
+    assert status.state is EvaluationState.COMPLETED
     assert status.report_html_url
     assert in_flight.polls >= 2, "the first polls found it PENDING"
     assert status_requests(sim) == in_flight.polls == strategy.drawn
@@ -169,7 +170,7 @@ async def test_follow_stops_at_failed_and_polls_no_more(
         in_flight = await submit(client, sim, "doomed-app")
         with anyio.fail_after(LIMIT):
             status = await follow(client, in_flight, strategy, "doomed-app")
-    assert status.status is EvaluationState.FAILED
+    assert status.state is EvaluationState.FAILED
     assert status.reason
     assert status_requests(sim) == in_flight.polls == strategy.drawn >= 1
     assert len(strategy.observed) == 1
@@ -267,7 +268,7 @@ async def test_follow_honours_retry_after_on_a_status_url(simulator: Simulator) 
         assert in_flight.status_url.startswith(proxy.url)
         with capture_logs() as events, anyio.fail_after(LIMIT):
             status = await follow(client, in_flight, strategy, pid)
-    assert status.status is EvaluationState.COMPLETED
+    assert status.state is EvaluationState.COMPLETED
     retries = [e for e in events if e["event"] == "http.retry"]
     assert [e["status"] for e in retries] == [429]
     assert retries[0]["delay"] >= 1.0

@@ -14,7 +14,7 @@ from sample_reports import result
 from structlog.testing import capture_logs
 
 from orchestrator.cli.progress import show_progress
-from orchestrator.iq.client import ClientSettings, Credentials
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.events import StepKey
 from orchestrator.promote.journal import manifest_digest

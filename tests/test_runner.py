@@ -15,9 +15,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from orchestrator.errors import AuthError
-from orchestrator.iq.client import ClientSettings, Credentials
-from orchestrator.iq.models import OwnerType, Stage
+from orchestrator.iq.firewall_models import OwnerType
+from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import BackoffSchedule
@@ -28,7 +29,7 @@ from orchestrator.runner.config import RunConfig
 from orchestrator.runner.run import run
 from orchestrator.simulator import FaultConfig, Simulator
 from orchestrator.simulator.firewall import seed_firewall
-from orchestrator.simulator.reportdata import report_data
+from orchestrator.simulator.reportdata import policy_report
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST_POLLS = BackoffSchedule(initial=0.02, factor=1.5, cap=0.2)
@@ -275,7 +276,7 @@ def _verdict(sim: Simulator, public_id: str, stage: str) -> ViolationCounts:
     assert app is not None
     latest = sim.portfolio.latest(app.id, Stage(stage))
     assert latest is not None
-    return count_violations(report_data(sim.config.seed, app, latest))
+    return count_violations(policy_report(sim.config.seed, app, latest))
 
 
 @pytest.mark.parametrize(
@@ -299,7 +300,7 @@ async def test_fetch_results_decides_whose_report_data_is_read(
         report = await run(config_for(simulator, text, fetch_results=fetch))
     assert report.succeeded
     assert {r.target_stage_id: r.violations is not None for r in report.results} == counted
-    reads = simulator.stats.requests_to("report-data")
+    reads = simulator.stats.requests_to("report-policy")
     assert reads == sum(2 for wanted in counted.values() if wanted)
     for result in report.results:
         if result.violations is not None:

@@ -15,9 +15,10 @@ import anyio.lowlevel
 import pytest
 from structlog.testing import capture_logs
 
-from orchestrator.iq.client import ClientSettings, Credentials, IqClient
+from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PromoteScanRequest, Stage
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Prior, StepKey, step_key
@@ -194,7 +195,7 @@ async def test_one_application_never_has_two_promotions_at_once(
 
 async def test_a_failure_skips_the_rest_of_its_chain_only(simulator: Simulator) -> None:
     portfolio = simulator.portfolio
-    # An application with a build scan but none at release: promoting "release" FAILS.
+    # An application with a build scan but none at release: IQ refuses to promote "release".
     unreleased = next(
         a.public_id
         for a in portfolio.applications
@@ -208,7 +209,7 @@ async def test_a_failure_skips_the_rest_of_its_chain_only(simulator: Simulator) 
     async with session(simulator, text) as s:
         results = await run(s.scheduler())
     assert [(r.public_id, r.transition_index, r.status) for r in results] == [
-        (unreleased, 0, Outcome.FAILED),
+        (unreleased, 0, Outcome.ERROR),
         (unreleased, 1, Outcome.SKIPPED),
         (unreleased, 2, Outcome.SKIPPED),
         (healthy, 0, Outcome.COMPLETED),
@@ -220,11 +221,12 @@ async def test_a_failure_skips_the_rest_of_its_chain_only(simulator: Simulator) 
     assert failed.reason
     assert "release" in failed.reason
     assert skipped.reason
-    assert "FAILED" in skipped.reason
+    assert "ERROR" in skipped.reason
     assert skipped.attempts == 0
     assert skipped.status_url is None
     unreleased_id = next(iter(app_ids(simulator, [unreleased])))
-    assert simulator.stats.promotions_accepted[unreleased_id] == 2
+    # The refused promotion was never accepted; the chain of the second entry still ran.
+    assert simulator.stats.promotions_accepted[unreleased_id] == 1
 
 
 async def test_a_promotion_past_its_timeout_is_timed_out_with_its_status_url(

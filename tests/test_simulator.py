@@ -13,17 +13,16 @@ import anyio
 import pytest
 
 from orchestrator.iq.models import (
+    ROOT_ORGANIZATION_ID,
     EvaluationState,
     PromotionStatus,
     PurgeScanFiles,
-    ReportData,
-    ReportHistory,
-    ReportInfo,
     Stage,
 )
+from orchestrator.iq.report_models import LatestReport, PolicyReport, RawReport, ReportHistory
 from orchestrator.simulator import Simulator, SimulatorConfig
 from orchestrator.simulator.firewall import seed_firewall
-from orchestrator.simulator.portfolio import ROOT_ORGANIZATION_ID, seed_portfolio
+from orchestrator.simulator.portfolio import seed_portfolio
 
 pytestmark = pytest.mark.anyio
 
@@ -89,7 +88,7 @@ async def settle(sim: Simulator, status_url: str) -> PromotionStatus:
         answer = await call(sim, "GET", status_url)
         assert answer.status == 200, answer.text
         status = PromotionStatus.model_validate(answer.json())
-        if status.status is not EvaluationState.PENDING:
+        if status.state is not EvaluationState.PENDING:
             return status
         await anyio.sleep(0.01)
 
@@ -150,6 +149,7 @@ async def test_extra_applications_and_organizations_are_seeded(
         assert {"Manifest Org", "Empty Org"} <= names
         app = sim.portfolio.by_public_id("from-manifest")
         assert app is not None
+        assert app.organization_id is not None
         owner = sim.portfolio.organization(app.organization_id)
         assert owner is not None
         assert owner.name == "Manifest Org"
@@ -166,18 +166,19 @@ async def test_latest_reports_and_history(simulator: Simulator) -> None:
     with anyio.fail_after(LIMIT):
         app_id = with_history(simulator)
         latest = (await call(simulator, "GET", f"api/v2/reports/applications/{app_id}")).json()
-        infos = [ReportInfo.model_validate(item) for item in latest]
-        assert {i.stage for i in infos} >= {Stage.BUILD}
+        infos = [LatestReport.model_validate(item) for item in latest]
+        assert {i.stage for i in infos} >= {"build"}
         assert len({i.stage for i in infos}) == len(infos)
-        assert all(not i.report_data_url.startswith("/") for i in infos)
+        assert all(i.report_data_url and not i.report_data_url.startswith("/") for i in infos)
+        assert all("scanId" not in item for item in latest), "the latest listing has no scan id"
         path = f"api/v2/reports/applications/{app_id}/history"
         history = ReportHistory.model_validate(
             (await call(simulator, "GET", path, params=[("stage", "build")])).json()
         )
-        dates = [r.evaluation_date for r in history.reports]
-        assert len(dates) >= 2
+        dates = [r.evaluation_date for r in history.reports if r.evaluation_date is not None]
+        assert len(dates) == len(history.reports) >= 2
         assert dates == sorted(dates, reverse=True)
-        build_latest = next(i for i in infos if i.stage is Stage.BUILD)
+        build_latest = next(i for i in infos if i.stage == "build")
         assert history.reports[0].scan_id == build_latest.scan_id
         one = (await call(simulator, "GET", path, params=[("limit", "1")])).json()
         assert len(one["reports"]) == 1
@@ -188,32 +189,83 @@ async def test_latest_reports_and_history(simulator: Simulator) -> None:
         assert (await call(simulator, "GET", "api/v2/reports/applications/nope")).status == 404
 
 
-async def test_report_data_is_deterministic_per_report(simulator: Simulator) -> None:
+async def test_report_data_is_raw_without_violations_and_policy_with_them(
+    simulator: Simulator,
+) -> None:
+    """As on a real server: the raw data (what reportDataUrl names) has components and their
+    security and license data, no violations; the policy data has each one's violations."""
     with anyio.fail_after(LIMIT):
         app_id = with_history(simulator)
+        app = simulator.portfolio.application(app_id)
+        assert app is not None
         reports = simulator.portfolio.history(app_id, Stage.BUILD)
-        path = f"api/v2/applications/{app_id}/reports/{reports[0].report_id}"
+        base = f"api/v2/applications/{app.public_id}/reports/{reports[0].report_id}"
+        raw = (await call(simulator, "GET", f"{base}/raw")).json()
+        assert raw["components"]
+        assert all("violations" not in c for c in raw["components"])
         first, again = (
-            (await call(simulator, "GET", path)).json(),
-            (await call(simulator, "GET", path)).json(),
+            (await call(simulator, "GET", f"{base}/policy")).json(),
+            (await call(simulator, "GET", f"{base}/policy")).json(),
         )
         assert first == again
-        data = ReportData.model_validate(first)
-        assert data.components
+        data = PolicyReport.model_validate(first)
         levels = {v.policy_threat_level for c in data.components for v in c.violations}
         assert levels
         assert all(0 <= level <= 10 for level in levels)
-        older = ReportData.model_validate(
-            (
-                await call(
-                    simulator, "GET", f"api/v2/applications/{app_id}/reports/{reports[1].report_id}"
-                )
-            ).json()
-        )
+        older_path = f"api/v2/applications/{app.public_id}/reports/{reports[1].report_id}/policy"
+        older = PolicyReport.model_validate((await call(simulator, "GET", older_path)).json())
         assert {c.hash for c in older.components} == {c.hash for c in data.components}
-        assert (
-            await call(simulator, "GET", f"api/v2/applications/{app_id}/reports/nope")
-        ).status == 404
+        by_internal_id = f"api/v2/applications/{app.id}/reports/{reports[0].report_id}/policy"
+        assert (await call(simulator, "GET", by_internal_id)).json() == first
+        missing = f"api/v2/applications/{app.public_id}/reports/nope/policy"
+        assert (await call(simulator, "GET", missing)).status == 404
+
+
+async def test_the_bare_report_data_path_redirects_to_the_raw_data(simulator: Simulator) -> None:
+    with anyio.fail_after(LIMIT):
+        app_id = with_history(simulator)
+        app = simulator.portfolio.application(app_id)
+        assert app is not None
+        report = simulator.portfolio.history(app_id, Stage.BUILD)[0]
+        path = f"api/v2/applications/{app.public_id}/reports/{report.report_id}"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                simulator.base_url + path, headers=authorization(AUTH), allow_redirects=False
+            ) as answer,
+        ):
+            assert answer.status == 307
+            assert answer.headers["Location"].endswith(f"{path}/raw")
+
+
+async def test_policy_data_is_paged_when_asked(simulator: Simulator) -> None:
+    with anyio.fail_after(LIMIT):
+        app = next(a for a in simulator.portfolio.applications if simulator.portfolio.history(a.id))
+        report = simulator.portfolio.history(app.id)[0]
+        path = f"api/v2/applications/{app.public_id}/reports/{report.report_id}/policy"
+        whole = PolicyReport.model_validate((await call(simulator, "GET", path)).json())
+        assert whole.total is None
+        assert whole.page_count is None
+        pages = []
+        page = 1
+        while True:
+            params = [("page", str(page)), ("pageSize", "3")]
+            answer = PolicyReport.model_validate(
+                (await call(simulator, "GET", path, params=params)).json()
+            )
+            pages.append(answer)
+            assert answer.page_count is not None
+            if page >= answer.page_count:
+                break
+            page += 1
+        assert [c.hash for p in pages for c in p.components] == [c.hash for c in whole.components]
+        assert pages[0].total == len(whole.components)
+        for bad in (
+            [("page", "1")],
+            [("page", "0"), ("pageSize", "3")],
+            [("page", "1"), ("pageSize", "501")],
+        ):
+            assert (await call(simulator, "GET", path, params=bad)).status == 400
 
 
 # --- promote scan --------------------------------------------------------------------------
@@ -231,19 +283,20 @@ async def test_promotion_completes_with_relative_links(
         status_url = await promote(simulator, app.id, {**body, "targetStageId": "stage-release"})
         assert status_url.startswith(f"api/v2/evaluation/applications/{app.id}/status/")
         status = await settle(simulator, status_url)
-        assert status.status is EvaluationState.COMPLETED
+        assert status.state is EvaluationState.COMPLETED
         links = [status.report_html_url, status.embeddable_report_html_url, status.report_pdf_url]
         assert all(
-            link and link.startswith(f"ui/links/application/{app.id}/report/") for link in links
-        )
+            link and link.startswith(f"ui/links/application/{app.public_id}/report/")
+            for link in links
+        ), "current releases name the application by its public id"
         assert status.report_data_url
-        assert status.report_data_url.startswith("api/v2/applications/")
+        assert status.report_data_url.startswith(f"api/v2/applications/{app.public_id}/")
         data = await call(simulator, "GET", status.report_data_url)
         assert data.status == 200
-        assert ReportData.model_validate(data.json()).components
+        assert RawReport.model_validate(data.json()).components
         newest = simulator.portfolio.latest(app.id, Stage.STAGE_RELEASE)
         assert newest is not None
-        assert status.report_data_url.endswith(newest.report_id)
+        assert status.report_data_url.endswith(f"{newest.report_id}/raw")
         assert simulator.stats.promotions_accepted[app.id] == 1
         assert simulator.stats.evaluations_completed == 1
 
@@ -272,7 +325,9 @@ async def test_malformed_promotions_are_400(simulator: Simulator, body: Any, mes
         assert not simulator.stats.promotions_accepted
 
 
-async def test_unknown_application_scan_and_status_are_404(simulator: Simulator) -> None:
+async def test_unknown_application_and_status_are_404_an_unknown_scan_400(
+    simulator: Simulator,
+) -> None:
     with anyio.fail_after(LIMIT):
         app = simulator.portfolio.applications[0]
         body = {"sourceStageId": "build", "targetStageId": "build"}
@@ -285,8 +340,9 @@ async def test_unknown_application_scan_and_status_are_404(simulator: Simulator)
         unknown_scan = await call(
             simulator, "POST", path, body={"scanId": "feed", "targetStageId": "build"}
         )
-        assert unknown_scan.status == 404
+        assert unknown_scan.status == 400, "IQ refuses a scan it does not have at submission"
         assert "feed" in unknown_scan.text
+        assert "purgeScanFiles" in unknown_scan.text
         status = await call(
             simulator, "GET", f"api/v2/evaluation/applications/{app.id}/status/nope"
         )
@@ -296,18 +352,19 @@ async def test_unknown_application_scan_and_status_are_404(simulator: Simulator)
         assert (await call(simulator, "GET", elsewhere)).status == 404
 
 
-async def test_no_scan_at_the_source_stage_ends_failed(simulator: Simulator) -> None:
+async def test_no_scan_at_the_source_stage_is_refused_at_submission(simulator: Simulator) -> None:
     with anyio.fail_after(LIMIT):
         never = simulator.portfolio.applications[-1]
         assert not simulator.portfolio.history(never.id)
-        status_url = await promote(
-            simulator, never.id, {"sourceStageId": "build", "targetStageId": "build"}
+        answer = await call(
+            simulator,
+            "POST",
+            f"api/v2/evaluation/applications/{never.id}/promoteScan",
+            body={"sourceStageId": "build", "targetStageId": "build"},
         )
-        status = await settle(simulator, status_url)
-        assert status.status is EvaluationState.FAILED
-        assert status.reason
-        assert "no scan" in status.reason.lower()
-        assert simulator.stats.evaluations_failed == 1
+        assert answer.status == 400
+        assert answer.text == "No scan available to promote from stage build."
+        assert not simulator.stats.promotions_accepted
 
 
 ENDPOINTS = [
@@ -317,6 +374,11 @@ ENDPOINTS = [
     ("GET", "api/v2/reports/applications/x"),
     ("GET", "api/v2/reports/applications/x/history"),
     ("GET", "api/v2/applications/x/reports/y"),
+    ("GET", "api/v2/applications/x/reports/y/raw"),
+    ("GET", "api/v2/applications/x/reports/y/policy"),
+    ("GET", "api/v2/applicationCategories/organization/x"),
+    ("GET", "api/v2/reports/applications"),
+    ("DELETE", "api/v2/config?property=purgeScanFiles"),
     ("POST", "api/v2/evaluation/applications/x/promoteScan"),
     ("GET", "api/v2/evaluation/applications/x/status/y"),
     ("GET", "api/v2/config?property=purgeScanFiles"),
@@ -361,23 +423,23 @@ async def test_by_default_only_the_latest_scan_of_a_stage_can_be_promoted(
         purged = await call(
             simulator, "POST", path, body={"scanId": older.scan_id, "targetStageId": "build"}
         )
-        assert purged.status == 404
-        assert "purged" in purged.text
+        assert purged.status == 400
+        assert "purgeScanFiles to withReports" in purged.text
         first = await settle(
             simulator,
             await promote(simulator, app_id, {"scanId": latest.scan_id, "targetStageId": "build"}),
         )
-        assert first.status is EvaluationState.COMPLETED
+        assert first.state is EvaluationState.COMPLETED
         # The promotion made a newer build scan, so the one promoted is purged in its turn.
         again = await call(
             simulator, "POST", path, body={"scanId": latest.scan_id, "targetStageId": "build"}
         )
-        assert again.status == 404
-        assert "purged" in again.text
+        assert again.status == 400
+        assert "purgeScanFiles to withReports" in again.text
         config = await call(
             simulator, "GET", "api/v2/config", params=[("property", "purgeScanFiles")]
         )
-        assert config.json() == {"purgeScanFiles": "default"}
+        assert config.json() == {}, "unset, IQ's default, answers no value"
 
 
 async def test_with_reports_retention_keeps_older_scans_promotable(simulator: Simulator) -> None:
@@ -391,8 +453,14 @@ async def test_with_reports_retention_keeps_older_scans_promotable(simulator: Si
         body = {"scanId": latest.scan_id, "targetStageId": "build"}
         for _ in range(2):  # the second promotes a scan that is no longer the latest
             status = await settle(simulator, await promote(simulator, app_id, body))
-            assert status.status is EvaluationState.COMPLETED
+            assert status.state is EvaluationState.COMPLETED
         assert simulator.portfolio.history(app_id, Stage.BUILD)[0].scan_id != latest.scan_id
+        delete = await call(
+            simulator, "DELETE", "api/v2/config", params=[("property", "purgeScanFiles")]
+        )
+        assert delete.status == 204
+        got = await call(simulator, "GET", "api/v2/config", params=[("property", "purgeScanFiles")])
+        assert got.json() == {}
 
 
 async def test_retention_starts_as_configured(simulator_factory: SimulatorFactory) -> None:
@@ -403,7 +471,7 @@ async def test_retention_starts_as_configured(simulator_factory: SimulatorFactor
             status_url = await promote(
                 sim, app_id, {"scanId": older.scan_id, "targetStageId": "release"}
             )
-            assert (await settle(sim, status_url)).status is EvaluationState.COMPLETED
+            assert (await settle(sim, status_url)).state is EvaluationState.COMPLETED
 
 
 @pytest.mark.parametrize(
@@ -412,6 +480,8 @@ async def test_retention_starts_as_configured(simulator_factory: SimulatorFactor
         ("GET", [], None),
         ("GET", [("property", "baseUrl")], None),
         ("PUT", [], {"purgeScanFiles": "forever"}),
+        ("PUT", [], {"purgeScanFiles": "default"}),
+        ("DELETE", [], None),
         ("PUT", [], {"somethingElse": "x"}),
         ("PUT", [], {}),
     ],
@@ -514,7 +584,7 @@ async def test_a_context_path_prefixes_every_route(simulator_factory: SimulatorF
             app = sim.portfolio.applications[0]
             url = await promote(sim, app.id, {"sourceStageId": "build", "targetStageId": "operate"})
             assert not url.startswith("/")
-            assert (await settle(sim, url)).status is EvaluationState.COMPLETED
+            assert (await settle(sim, url)).state is EvaluationState.COMPLETED
             assert (await call(sim, "GET", "__simulator/stats", auth=None)).status == 200
 
 

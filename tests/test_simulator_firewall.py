@@ -10,7 +10,7 @@ import aiohttp
 import anyio
 import pytest
 
-from orchestrator.iq.models import RepositoryResult, ViolationState
+from orchestrator.iq.firewall_models import RepositoryResult, ViolationState
 from orchestrator.simulator import Simulator
 from orchestrator.simulator.firewall import violation_state
 

@@ -35,7 +35,7 @@ from orchestrator.firewall.query import (
 )
 from orchestrator.firewall.writers import OutputFormat, open_rows
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import ApiChoice, Generation, OwnerType
+from orchestrator.iq.firewall_models import ApiChoice, Generation, OwnerType
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.runner.connection import client_settings
 
@@ -201,6 +201,7 @@ def repository_results(
     server_url: str | None,
     username: str | None,
     ca_bundle: Path | None,
+    proxy: str | None,
     log_format: LogFormat,
     log_level: str,
 ) -> None:
@@ -223,7 +224,7 @@ def repository_results(
             ),
             api=ApiChoice(api),
         )
-        settings = client_settings(server_url, username, ca_bundle=ca_bundle)
+        settings = client_settings(server_url, username, ca_bundle=ca_bundle, proxy=proxy)
         target = None if output is None or str(output) == "-" else output
         show = sys.stderr.isatty() and (target is not None or not sys.stdout.isatty())
         started = time.monotonic()
@@ -281,6 +282,7 @@ def repositories(
     server_url: str | None,
     username: str | None,
     ca_bundle: Path | None,
+    proxy: str | None,
     log_format: LogFormat,
     log_level: str,
 ) -> None:
@@ -288,7 +290,7 @@ def repositories(
     configure_logging(level=log_level, fmt=log_format)
 
     def body() -> int:
-        settings = client_settings(server_url, username, ca_bundle=ca_bundle)
+        settings = client_settings(server_url, username, ca_bundle=ca_bundle, proxy=proxy)
 
         async def read() -> FirewallInventory:
             async with IqClient(settings) as client:

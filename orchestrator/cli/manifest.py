@@ -47,6 +47,7 @@ def plan_command(
     server_url: str | None,
     username: str | None,
     ca_bundle: Path | None,
+    proxy: str | None,
     simulate: bool,
     as_json: bool,
     log_format: LogFormat,
@@ -62,7 +63,7 @@ def plan_command(
             given = None
             if not simulate:
                 given = client_settings(
-                    server_url, username, ca_bundle=ca_bundle, server=manifest.server
+                    server_url, username, ca_bundle=ca_bundle, proxy=proxy, server=manifest.server
                 )
             async with connected(given, manifest) as settings, IqClient(settings) as client:
                 return await resolve_plan(manifest, client)

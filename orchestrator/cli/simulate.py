@@ -45,8 +45,42 @@ Seconds = click.FloatRange(min=0.0)
 @click.option(
     "--purge-scan-files",
     type=click.Choice([p.value for p in PurgeScanFiles]),
-    default=PurgeScanFiles.DEFAULT.value,
+    help="Start with purgeScanFiles set [default: unset, IQ's default].",
+)
+@click.option(
+    "--report-links",
+    type=click.Choice(["current", "legacy"]),
+    default="current",
     show_default=True,
+    help="current: public id and /raw in report links; legacy: internal id, bare data path.",
+)
+@click.option(
+    "--no-policy-paging",
+    "policy_paging",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Ignore page/pageSize on policy data, as releases before paging did.",
+)
+@click.option(
+    "--no-evaluate",
+    default="",
+    metavar="APP,...",
+    help="Public ids the user may see but not evaluate (403 on promote and status).",
+)
+@click.option(
+    "--forget-statuses-after",
+    type=Seconds,
+    help="Forget promotion statuses this many seconds after submission.",
+)
+@click.option("--csrf", is_flag=True, help="Demand the CSRF header and cookie on non-GETs.")
+@click.option(
+    "--no-admin",
+    "admin",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Refuse the configuration API (403), as for a user who is no administrator.",
 )
 @click.option("--fail-rate", type=Rate, default=0.0, help="Share of API requests answered 5xx.")
 @click.option("--drop-rate", type=Rate, default=0.0, help="Share of API requests dropped.")
@@ -74,21 +108,23 @@ def simulate(
     username: str,
     password: str,
     failing_apps: str,
-    purge_scan_files: str,
+    no_evaluate: str,
+    purge_scan_files: str | None,
     manifest_path: Path | None,
     **options: object,
 ) -> None:
     """Serve a simulated IQ Server (seeded applications, evaluations, firewall) until stopped."""
     fault_names = set(FaultConfig.__dataclass_fields__) - {"failing_apps"}
     faults = FaultConfig(
-        failing_apps=tuple(p.strip() for p in failing_apps.split(",") if p.strip()),
+        failing_apps=_ids(failing_apps),
         **{k: v for k, v in options.items() if k in fault_names},  # type: ignore[arg-type]
     )
     config = SimulatorConfig(
         username=username,
         password=password,
         faults=faults,
-        purge_scan_files=PurgeScanFiles(purge_scan_files),
+        purge_scan_files=PurgeScanFiles(purge_scan_files) if purge_scan_files else None,
+        no_evaluate=_ids(no_evaluate),
         **{k: v for k, v in options.items() if k not in fault_names},  # type: ignore[arg-type]
     )
     if manifest_path is not None:
@@ -97,6 +133,10 @@ def simulate(
         except IqPromoteError as exc:
             fail(exc)
     anyio.run(serve, config, host, port)
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 async def serve(config: SimulatorConfig, host: str, port: int) -> None:

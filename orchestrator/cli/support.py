@@ -96,7 +96,13 @@ _SERVER_OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--ca-bundle",
         type=click.Path(path_type=Path, dir_okay=False, exists=True),
-        help="PEM file of the CA that signed the server's certificate.",
+        help="PEM file of the CA that signed the server's certificate "
+        "[default: server.caBundle, else REQUESTS_CA_BUNDLE or SSL_CERT_FILE].",
+    ),
+    click.option(
+        "--proxy",
+        metavar="URL",
+        help="HTTP proxy for every request [default: server.proxy, else HTTPS_PROXY/NO_PROXY].",
     ),
 ]
 
@@ -107,6 +113,6 @@ def log_options(func: F) -> F:
 
 
 def server_options(func: F) -> F:
-    """``--server-url``, ``--username`` and ``--ca-bundle``; the password never has an option,
-    since a command line is visible to every user of the machine."""
+    """``--server-url``, ``--username``, ``--ca-bundle`` and ``--proxy``; the password never
+    has an option, since a command line is visible to every user of the machine."""
     return _apply(_SERVER_OPTIONS, func)

@@ -10,12 +10,8 @@ from pydantic import Field
 
 from orchestrator.errors import NotFoundError
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import (
-    Repository,
-    RepositoryContainer,
-    RepositoryManager,
-    WireModel,
-)
+from orchestrator.iq.firewall_models import Repository, RepositoryContainer, RepositoryManager
+from orchestrator.iq.models import WireModel
 
 LISTING_CONCURRENCY = 8
 """Repository listings fetched at once: quick for many managers, gentle on the server."""

@@ -19,7 +19,7 @@ import structlog
 from orchestrator.errors import NotFoundError
 from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     ApiChoice,
     FilterableField,
     Generation,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import UsageError
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     REPOSITORY_CONTAINER_ID,
     FilterableField,
     MatchState,

@@ -17,7 +17,7 @@ import structlog
 from orchestrator.firewall.pages import ResultsRequest, walk_pages
 from orchestrator.firewall.query import Owner, resolve_owner
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     ApiChoice,
     Generation,
     MatchState,

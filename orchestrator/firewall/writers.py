@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from orchestrator.files import atomic_stream
-from orchestrator.iq.models import RepositoryResult
+from orchestrator.iq.firewall_models import RepositoryResult
 
 
 class OutputFormat(StrEnum):

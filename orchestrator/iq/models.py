@@ -1,15 +1,18 @@
-"""The JSON shapes IQ Server sends and accepts, as the reference pages and Sonatype's
-published client describe them.
+"""The JSON shapes IQ Server sends and accepts, as Sonatype's published OpenAPI client
+(``sonatype-iq-api-client``) and the help pages describe them: applications, organizations,
+application categories, promote scan and its status, configuration.
 
-The client and the simulator both use these models, and nothing else of each other, so a
-mistake in one side's logic cannot hide behind the other's.
+The vendor's schema makes nearly every field optional, so these models require only what
+iq-promote cannot do without, and keep unknown fields from newer servers. A listing is read
+row by row (``IqClient``), so one odd row is skipped with a warning rather than failing the
+whole answer. The client and the simulator both use these models, and nothing else of each
+other. Report shapes are in :mod:`orchestrator.iq.report_models`, the firewall's in
+:mod:`orchestrator.iq.firewall_models`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -25,7 +28,7 @@ class Stage(StrEnum):
 
 
 class EvaluationState(StrEnum):
-    """What a promote-scan status URL answers."""
+    """What a promote-scan status URL answers (``ApiApplicationEvaluationResultDTOV2``)."""
 
     PENDING = "PENDING"
     FAILED = "FAILED"
@@ -33,13 +36,13 @@ class EvaluationState(StrEnum):
 
 
 class PurgeScanFiles(StrEnum):
-    """The ``purgeScanFiles`` configuration property (Configuration REST API).
+    """The values IQ accepts for the ``purgeScanFiles`` configuration property: one.
 
-    Under the default only each stage's latest scan file is kept, so only it can be promoted
-    by scan id; ``withReports`` keeps scan files as long as their reports.
+    IQ's default is the property being unset: only each stage's latest scan file is kept, so
+    only it can be promoted by scan id. ``withReports`` keeps scan files as long as their
+    reports; deleting the property (``DELETE api/v2/config?property=purgeScanFiles``) reverts.
     """
 
-    DEFAULT = "default"
     WITH_REPORTS = "withReports"
 
 
@@ -57,22 +60,27 @@ class WireModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-# --- Applications and organizations ------------------------------------------------------
+# --- Applications, organizations and application categories ------------------------------
 
 
 class ApplicationTag(WireModel):
+    """An application's category (``ApiApplicationTagDTO``): ``tag_id`` is the category's id."""
+
     id: str | None = None
-    tag_id: str
+    tag_id: str | None = None
     application_id: str | None = None
 
 
 class Application(WireModel):
+    """``ApiApplicationDTO``; ``application_tags`` is filled when asked with
+    ``includeCategories=true``."""
+
     id: str
     public_id: str
-    name: str
-    organization_id: str
+    name: str | None = None
+    organization_id: str | None = None
     contact_user_name: str | None = None
-    application_tags: list[ApplicationTag] = Field(default_factory=list)
+    application_tags: list[ApplicationTag] | None = None
 
 
 class ApplicationList(WireModel):
@@ -80,14 +88,31 @@ class ApplicationList(WireModel):
 
 
 class Organization(WireModel):
+    """``ApiOrganizationDTO``: organizations form a tree by ``parent_organization_id``; the root
+    is ``ROOT_ORGANIZATION_ID``."""
+
     id: str
     name: str
     parent_organization_id: str | None = None
-    tags: list[dict[str, object]] = Field(default_factory=list)
+    tags: list[dict[str, object]] | None = None
 
 
 class OrganizationList(WireModel):
     organizations: list[Organization]
+
+
+ROOT_ORGANIZATION_ID = "ROOT_ORGANIZATION_ID"
+"""The root organization's fixed id."""
+
+
+class ApplicationCategory(WireModel):
+    """``ApiApplicationCategoryDTO``: a category (application tag) an organization owns."""
+
+    id: str
+    name: str
+    description: str | None = None
+    color: str | None = None
+    organization_id: str | None = None
 
 
 # --- Promote scan --------------------------------------------------------------------------
@@ -106,230 +131,34 @@ class PromoteScanResponse(WireModel):
 
 
 class PromotionStatus(WireModel):
-    """A status URL's answer: PENDING; FAILED with a reason; COMPLETED with report links."""
+    """A status URL's answer: PENDING; FAILED with a reason; COMPLETED with report links.
 
-    status: EvaluationState
+    ``status`` is kept as the server wrote it: a word this version does not know is not
+    final (:attr:`state` is None), and polling goes on."""
+
+    status: str
     reason: str | None = None
     report_html_url: str | None = None
     embeddable_report_html_url: str | None = None
     report_pdf_url: str | None = None
     report_data_url: str | None = None
 
+    @property
+    def state(self) -> EvaluationState | None:
+        try:
+            return EvaluationState(self.status)
+        except ValueError:
+            return None
 
-# --- Reports -------------------------------------------------------------------------------
-
-
-class ReportInfo(WireModel):
-    """One application report, as the Reports API lists them (latest per stage, or history)."""
-
-    application_id: str
-    stage: Stage
-    scan_id: str
-    evaluation_date: datetime
-    report_html_url: str
-    embeddable_report_html_url: str
-    report_pdf_url: str
-    report_data_url: str
-    latest_report_html_url: str | None = None
-    is_reevaluation: bool = False
-    is_for_monitoring: bool = False
-    policy_evaluation_id: str | None = None
-    scan_trigger_type: str | None = None
-
-
-class ReportHistory(WireModel):
-    application_id: str
-    reports: list[ReportInfo]
-
-
-class ComponentIdentifier(WireModel):
-    format: str
-    coordinates: dict[str, str]
-
-
-class PolicyViolation(WireModel):
-    policy_id: str
-    policy_name: str
-    policy_threat_level: Annotated[int, Field(ge=0, le=10)]
-    policy_threat_category: str | None = None
-    policy_violation_id: str | None = None
-    waived: bool = False
-    grandfathered: bool = False
-
-
-class ReportComponent(WireModel):
-    hash: str | None = None
-    display_name: str
-    package_url: str | None = None
-    component_identifier: ComponentIdentifier | None = None
-    match_state: str = "exact"
-    proprietary: bool = False
-    pathnames: list[str] = Field(default_factory=list)
-    violations: list[PolicyViolation] = Field(default_factory=list)
-
-
-class ReportData(WireModel):
-    """A report's data: the components found in the scan and their policy violations."""
-
-    application: dict[str, object] | None = None
-    report_time: int | None = None
-    report_title: str | None = None
-    initiator: str | None = None
-    components: list[ReportComponent]
+    @property
+    def final(self) -> bool:
+        return self.state in (EvaluationState.COMPLETED, EvaluationState.FAILED)
 
 
 # --- Configuration -------------------------------------------------------------------------
 
 
 class ScanRetentionConfig(WireModel):
-    purge_scan_files: PurgeScanFiles
+    """``GET api/v2/config?property=purgeScanFiles``: absent or null when unset (IQ's default)."""
 
-
-# --- Firewall: repository managers, repositories, repository results -----------------------
-
-
-class OwnerType(StrEnum):
-    """Whose Repository Results: the whole container, one repository manager, or one repository."""
-
-    REPOSITORY_CONTAINER = "repository_container"
-    REPOSITORY_MANAGER = "repository_manager"
-    REPOSITORY = "repository"
-
-
-class ApiChoice(StrEnum):
-    """Which Repository Results endpoint to use. Release 175 replaced the per-repository one
-    with an owner-typed one; ``auto`` detects which the server has from its answer."""
-
-    AUTO = "auto"
-    CURRENT = "current"
-    LEGACY = "legacy"
-
-
-class Generation(StrEnum):
-    """The endpoint generation a page actually came from."""
-
-    CURRENT = "current"
-    LEGACY = "legacy"
-
-
-REPOSITORY_CONTAINER_ID = "REPOSITORY_CONTAINER_ID"
-"""The global owner id of the repository container, covering every repository manager."""
-
-
-class FilterableField(StrEnum):
-    """A field a Repository Results search can filter on."""
-
-    POLICY_NAME = "POLICY_NAME"
-    QUARANTINE_TIME = "QUARANTINE_TIME"
-    COMPONENT_COORDINATES = "COMPONENT_COORDINATES"
-    REPOSITORY_MANAGER_ID = "REPOSITORY_MANAGER_ID"
-    REPOSITORY_ID = "REPOSITORY_ID"
-
-
-class SortableField(StrEnum):
-    POLICY_THREAT_LEVEL = "POLICY_THREAT_LEVEL"
-    POLICY_NAME = "POLICY_NAME"
-    COMPONENT_COORDINATES = "COMPONENT_COORDINATES"
-    QUARANTINE_TIME = "QUARANTINE_TIME"
-
-
-class MatchState(StrEnum):
-    """How exactly the firewall matched a component to a known one."""
-
-    ALL = "MATCH_STATE_ALL"
-    EXACT = "MATCH_STATE_EXACT"
-    UNKNOWN = "MATCH_STATE_UNKNOWN"
-
-
-class ViolationState(StrEnum):
-    """Where a component stands with a policy: quarantined, waived, open or not violating."""
-
-    ALL = "VIOLATION_STATE_ALL"
-    NOT_VIOLATING = "VIOLATION_STATE_NOT_VIOLATING"
-    OPEN = "VIOLATION_STATE_OPEN"
-    QUARANTINED = "VIOLATION_STATE_QUARANTINED"
-    WAIVED = "VIOLATION_STATE_WAIVED"
-
-
-class SearchFilter(WireModel):
-    filterable_field: FilterableField
-    value: str
-
-
-class SortField(WireModel):
-    sortable_field: SortableField
-    asc: bool = True
-    sort_priority: int = 1
-
-
-class RepositoryResultsQuery(WireModel):
-    """The search body of both Repository Results endpoints (the legacy one ignores aggregate)."""
-
-    page: Annotated[int, Field(ge=1)] = 1
-    page_size: Annotated[int, Field(ge=1)] = 10
-    search_filters: list[SearchFilter] = Field(default_factory=list)
-    sort_fields: list[SortField] = Field(default_factory=list)
-    match_state_filters: list[MatchState] = Field(default_factory=lambda: [MatchState.ALL])
-    violation_state_filters: list[ViolationState] = Field(
-        default_factory=lambda: [ViolationState.ALL]
-    )
-    threat_level_filters: list[int] | None = None
-    aggregate: bool | None = None
-
-
-class RepositoryResult(WireModel):
-    """One policy result for one component in a repository.
-
-    ``repository_manager_id`` and ``repository_id`` are absent from the legacy endpoint's rows.
-    """
-
-    threat_level: int
-    policy_name: str | None
-    repository_manager_id: str | None = None
-    repository_id: str | None = None
-    component_display_text: str
-    pathname: str
-    component_identifier: ComponentIdentifier
-    hash: str
-    match_state_id: str
-    quarantine_time: int | None = None
-    waived: bool = False
-
-
-class RepositoryResultsPage(WireModel):
-    repository_results_details: list[RepositoryResult]
-    has_next_page: bool
-
-
-class RepositoryContainer(WireModel):
-    id: str
-    name: str
-    related_organization_id: str | None = None
-
-
-class RepositoryManager(WireModel):
-    id: str
-    name: str
-    instance_id: str | None = None
-    manager_type: str | None = None
-    product_name: str | None = None
-    product_version: str | None = None
-
-
-class RepositoryManagerList(WireModel):
-    repository_managers: list[RepositoryManager]
-
-
-class Repository(WireModel):
-    repository_id: str
-    public_id: str
-    format: str
-    type: str = "proxy"
-    quarantine_enabled: bool = False
-    audit_enabled: bool = True
-    policy_compliant_component_selection_enabled: bool = False
-    namespace_confusion_protection_enabled: bool = False
-
-
-class RepositoryList(WireModel):
-    repositories: list[Repository]
+    purge_scan_files: str | None = Field(default=None)

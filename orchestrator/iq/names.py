@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from orchestrator.errors import UsageError
-from orchestrator.iq.models import MatchState, ViolationState
+from orchestrator.iq.firewall_models import MatchState, ViolationState
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 

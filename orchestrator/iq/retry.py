@@ -124,6 +124,9 @@ class RetryPolicy:
     backoff_cap: float = 30.0
     statuses: Mapping[int, Meaning] = field(default_factory=lambda: STATUSES)
     retry_methods: frozenset[str] = RETRY_METHODS
+    deadline: float = 300.0
+    """The longest one request may take, retries and their waits included (waiting out an
+    outage is the circuit breaker's, and not counted here)."""
     max_retry_after: float = 120.0
     """The longest ``Retry-After`` obeyed: a server (or proxy) asking for an hour is asked
     again sooner, so that one answer cannot hold a slot for the night."""
@@ -132,7 +135,7 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.backoff_base < 0 or self.backoff_cap < 0 or self.max_retry_after < 0:
+        if min(self.backoff_base, self.backoff_cap, self.max_retry_after, self.deadline) < 0:
             raise ValueError("backoff times cannot be negative")
 
     def meaning(self, failure: Failure) -> Meaning:

@@ -208,10 +208,25 @@ class ServerSettings(ManifestModel):
     """Check the server's TLS certificate. Turn off only for a test server."""
 
     ca_bundle: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
-    """PEM file of the certificate authorities to trust; relative to the manifest's folder."""
+    """PEM file of the certificate authorities to trust; relative to the manifest's folder.
+    Else REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system's."""
+
+    client_cert: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    """PEM file of a client certificate to present (and its key, unless clientKey); relative
+    to the manifest's folder."""
+
+    client_key: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    """PEM file of the client certificate's private key; relative to the manifest's folder."""
+
+    proxy: Annotated[str | None, BeforeValidator(_blank_is_none)] = None
+    """An HTTP proxy for every request, such as http://proxy.example.com:3128; else
+    HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment."""
+
+    connect_timeout_seconds: Seconds = defaults.CONNECT_TIMEOUT
+    """Most seconds to open a connection to the server (TCP and TLS)."""
 
     timeout_seconds: Seconds = defaults.READ_TIMEOUT
-    """Most seconds one HTTP request may take."""
+    """Most seconds one request may wait for its answer, once connected."""
 
     @property
     def password_variable(self) -> str | None:
@@ -416,11 +431,19 @@ def load_manifest(path: Path | str, env: Mapping[str, str] | None = None) -> Man
         raise ManifestError([ManifestProblem(source, line, "", message)]) from None
     manifest = parse_manifest(text, source=source, env=env)
     server = manifest.server
-    if server is None or server.ca_bundle is None:
+    if server is None:
         return manifest
-    bundle = str(path.parent / os.path.expanduser(server.ca_bundle))  # absolute stays absolute
-    server = server.model_copy(update={"ca_bundle": bundle})
-    return manifest.model_copy(update={"server": server})
+    files = {"ca_bundle": server.ca_bundle, "client_cert": server.client_cert}
+    files["client_key"] = server.client_key
+    placed = {
+        # Relative to the manifest's folder; an absolute path stays as it is.
+        name: str(path.parent / os.path.expanduser(value))
+        for name, value in files.items()
+        if value is not None
+    }
+    if not placed:
+        return manifest
+    return manifest.model_copy(update={"server": server.model_copy(update=placed)})
 
 
 def parse_manifest(

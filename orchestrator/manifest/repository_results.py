@@ -13,7 +13,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.errors import UsageError
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     ApiChoice,
     FilterableField,
     MatchState,

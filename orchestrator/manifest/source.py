@@ -9,11 +9,13 @@ smaller problems are collected for the caller to report together with its own.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import re
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -45,6 +47,30 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^{}]*))?\
 starts no valid reference."""
 
 
+class _Mark(Protocol):
+    """Where a YAML node or error is: PyYAML's and libyaml's marks both have it."""
+
+    @property
+    def index(self) -> int: ...
+
+
+class Lines:
+    """Line numbers as editors show them: counted by "\\n" only. YAML also breaks lines at
+    U+0085, U+2028 and U+2029, so its own line numbers can point past the end of a file an
+    editor shows as one line."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts: list[int] | None = None
+
+    def of(self, mark: _Mark | None) -> int | None:
+        if mark is None:
+            return None
+        if self._starts is None:
+            self._starts = [i for i, c in enumerate(self._text) if c == "\n"]
+        return bisect.bisect_left(self._starts, mark.index) + 1
+
+
 @dataclass(frozen=True, slots=True)
 class SourceDocument:
     """The data of a manifest, the YAML it came from, and the problems found so far."""
@@ -52,6 +78,7 @@ class SourceDocument:
     source: str
     data: object
     root: Node | None
+    lines: Lines
     problems: tuple[ManifestProblem, ...]
     reported: frozenset[DataPath]
     """Paths whose problems are already among ``problems``; later checks stay quiet there."""
@@ -62,19 +89,19 @@ class SourceDocument:
         node = self.root
         if node is None:
             return None
-        line = node.start_mark.line + 1
+        line = self.lines.of(node.start_mark)
         for part in path:
             if isinstance(node, MappingNode):
                 # The last of duplicate keys is the one YAML keeps.
                 pair = next((p for p in reversed(node.value) if p[0].value == part), None)
                 if pair is None:
                     break
-                line, node = pair[0].start_mark.line + 1, pair[1]
+                line, node = self.lines.of(pair[0].start_mark), pair[1]
             elif isinstance(node, SequenceNode) and isinstance(part, int):
                 if not 0 <= part < len(node.value):
                     break
                 node = node.value[part]
-                line = node.start_mark.line + 1
+                line = self.lines.of(node.start_mark)
             else:
                 break
         return line
@@ -100,18 +127,21 @@ def read_document(
 ) -> SourceDocument:
     """Parse ``text``; values at the ``verbatim`` paths are kept as written, without ``${}``
     substitution. Raises :class:`ManifestError` when the text is not a readable YAML document."""
+    lines = Lines(text)
     try:
         if _nesting_bound(text) > SAFE_NESTING:
-            _check_depth(text, source)
+            _check_depth(text, source, lines)
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
-            walker = _Walker(loader, source=source, env=env, verbatim=frozenset(verbatim))
+            walker = _Walker(
+                loader, source=source, env=env, verbatim=frozenset(verbatim), lines=lines
+            )
             data = walker.walk(root, (), 0) if root is not None else None
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        raise ManifestError([_syntax_problem(exc, text, source)]) from None
+        raise ManifestError([_syntax_problem(exc, text, source, lines)]) from None
     except (UnicodeError, RecursionError) as exc:
         message = f"cannot read the manifest: {exc}"
         raise ManifestError([ManifestProblem(source, None, "", message)]) from None
@@ -119,6 +149,7 @@ def read_document(
         source=source,
         data=data,
         root=root,
+        lines=lines,
         problems=tuple(walker.problems),
         reported=frozenset(walker.reported),
     )
@@ -150,7 +181,7 @@ def _nesting_bound(text: str) -> int:
     return 2 * (longest + 1) + deepest
 
 
-def _check_depth(text: str, source: str) -> None:
+def _check_depth(text: str, source: str, lines: Lines) -> None:
     """Refuse deep nesting while it is still a stream of events: libyaml's composer recurses
     without a limit, and crashes the process on nesting thousands of levels deep."""
     depth = 0
@@ -158,17 +189,17 @@ def _check_depth(text: str, source: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1 if event.start_mark else None
+                line = lines.of(event.start_mark)
                 message = f"lists and mappings nest more than {MAX_DEPTH} levels deep"
                 raise ManifestError([ManifestProblem(source, line, "", message)])
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
 
-def _syntax_problem(exc: yaml.YAMLError, text: str, source: str) -> ManifestProblem:
+def _syntax_problem(exc: yaml.YAMLError, text: str, source: str, lines: Lines) -> ManifestProblem:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line = lines.of(mark)
         if exc.context == "expected a single document in the stream":
             return ManifestProblem(
                 source, line, "", "a manifest is one YAML document: remove '---'"
@@ -199,8 +230,10 @@ class _Walker:
         source: str,
         env: Mapping[str, str],
         verbatim: frozenset[DataPath],
+        lines: Lines,
     ) -> None:
         self.loader = loader
+        self.lines = lines
         self.source = source
         self.env = env
         self.verbatim = verbatim
@@ -212,12 +245,12 @@ class _Walker:
 
     def problem(self, path: DataPath, node: Node, message: str) -> None:
         self.problems.append(
-            ManifestProblem(self.source, node.start_mark.line + 1, field_name(path), message)
+            ManifestProblem(self.source, self.lines.of(node.start_mark), field_name(path), message)
         )
         self.reported.add(path)
 
     def fatal(self, path: DataPath, node: Node, message: str) -> ManifestError:
-        line = node.start_mark.line + 1
+        line = self.lines.of(node.start_mark)
         return ManifestError([ManifestProblem(self.source, line, field_name(path), message)])
 
     def walk(self, node: Node, path: DataPath, depth: int) -> object:
@@ -277,19 +310,18 @@ class _Walker:
         return result
 
     def check_duplicates(self, node: MappingNode, path: DataPath) -> None:
-        first_line: dict[str, int] = {}
+        first: dict[str, _Mark] = {}
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
                 continue
-            line = key_node.start_mark.line + 1
-            if key_node.value in first_line:
+            if key_node.value in first:
                 message = (
                     f"'{key_node.value}' is given twice (first at line "
-                    f"{first_line[key_node.value]}); give each key once"
+                    f"{self.lines.of(first[key_node.value])}); give each key once"
                 )
                 self.problem((*path, key_node.value), key_node, message)
             else:
-                first_line[key_node.value] = line
+                first[key_node.value] = key_node.start_mark
 
     def scalar(self, node: ScalarNode, path: DataPath) -> object:
         if node.tag == _STR_TAG:

@@ -134,7 +134,8 @@ def build_plan(
                     public_id=public_id,
                 )
                 continue
-            target = Target(app.public_id, app.id, org_names.get(app.organization_id))
+            organization = org_names.get(app.organization_id or "")
+            target = Target(app.public_id, app.id, organization)
             builder.chain(target, entry_index, entry.transitions)
     return builder.build()
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio
+import structlog
 
 from orchestrator import defaults
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import EvaluationState, PromotionStatus
+from orchestrator.iq.models import PromotionStatus
+
+log = structlog.get_logger("orchestrator.promote")
 
 
 class PollStrategy(Protocol):
@@ -96,18 +99,28 @@ class InFlight:
 async def follow(
     client: IqClient, in_flight: InFlight, strategy: PollStrategy, public_id: str
 ) -> PromotionStatus:
-    """Poll at the strategy's offsets until the status is no longer PENDING.
+    """Poll at the strategy's offsets until the status is final (COMPLETED or FAILED).
 
-    Cancellation (a timeout, a stopped run) may land at any await; ``in_flight`` then still
-    says how many polls were sent.
+    A status word this version does not know is not final: polling goes on (until the
+    promotion's timeout), with one warning. Cancellation (a timeout, a stopped run) may land
+    at any await; ``in_flight`` then still says how many polls were sent.
     """
+    warned = False
     for offset in strategy.offsets(public_id):
         await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
         asked_at = anyio.current_time() - in_flight.submitted_at
         status = await client.promotion_status(in_flight.status_url)
         in_flight.polls += 1
-        if status.status is EvaluationState.PENDING:
+        if not status.final:
             in_flight.pending_until = asked_at
+            if status.state is None and not warned:
+                warned = True
+                log.warning(
+                    "promotion.unknown_status",
+                    publicId=public_id,
+                    status=status.status,
+                    action="not final: polling goes on until the promotion's timeout",
+                )
         else:
             in_flight.final_at = asked_at
             in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)

@@ -27,15 +27,17 @@ from orchestrator.iq.models import (
     EvaluationState,
     PromoteScanRequest,
     PromotionStatus,
-    PurgeScanFiles,
 )
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, Prior, StepKey, step_key
 from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target, Unresolved
 from orchestrator.promote.polling import InFlight, PollStrategy, follow
+from orchestrator.promote.recovery import evaluated_since
 from orchestrator.report.results import Outcome, PromotionResult
 
 log = structlog.get_logger("orchestrator.promote")
+
+BoundLogger = structlog.typing.FilteringBoundLogger
 
 ADMISSION_SLACK = 8
 """Applications started beyond twice the bound, so that chains between steps never starve it."""
@@ -57,8 +59,9 @@ class Schedule:
     auto``); else one of ``concurrency`` tokens."""
     promotion_timeout: float = defaults.PROMOTION_TIMEOUT
     """Seconds from the accepted POST to a final status before a promotion is TIMED_OUT."""
-    scan_retention: PurgeScanFiles | None = None
-    """The server's purgeScanFiles, when the plan promotes by scanId."""
+    scan_files_kept: bool | None = None
+    """Whether the server keeps older scan files (purgeScanFiles=withReports), when the plan
+    promotes by scanId and that could be read."""
     listeners: tuple[Listener, ...] = ()
     prior: Mapping[StepKey, Prior] = field(default_factory=dict)
     after_completion: Completion | None = None
@@ -169,31 +172,8 @@ class Scheduler:
             if self.control.stopping:
                 return self._stopped(tracked)
             try:
-                if prior is not None and prior.status_url is not None:
-                    tracked.attempts = prior.attempts
-                    tracked.submitted_at = prior.submitted_at
-                    tracked.in_flight = InFlight(
-                        prior.status_url, anyio.current_time(), prior.polls
-                    )
-                    for listener in self.listeners:
-                        listener.submitted(key, prior.status_url, prior.attempts)
-                    bound.info("promotion.resumed", statusUrl=prior.status_url)
-                else:
-                    if prior is not None and prior.sent_unanswered_at is not None:
-                        bound.warning(
-                            "promotion.resent",
-                            sentAt=prior.sent_unanswered_at.isoformat(),
-                            reason="the earlier run sent this promotion and died before "
-                            "recording the answer: IQ Server may have accepted it, and then "
-                            "evaluates this scan once more",
-                        )
-                    await self._submit(tracked, key, bound)
-                assert tracked.in_flight is not None
-                with anyio.move_on_after(self.schedule.promotion_timeout) as deadline:
-                    status = await follow(
-                        self.client, tracked.in_flight, self.strategy, target.public_id
-                    )
-                if deadline.cancelled_caught:
+                status = await self._carried_out(tracked, key, prior, bound)
+                if status is None:
                     return self._finish(
                         target,
                         step,
@@ -215,20 +195,84 @@ class Scheduler:
                 return self._finish(
                     target, step, self._from(tracked, outcome, reason, resumable=True)
                 )
-            except NotFoundError as exc:
-                reason = self._not_found_reason(tracked, exc)
-                return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
             except ServerError as exc:
-                return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
+                reason = self._refusal_reason(tracked, exc)
+                return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
         result = self._final(tracked, status)
         if self.after_completion is not None and result.status is Outcome.COMPLETED:
             # Outside the limiter: the evaluation is over, its slot belongs to the next one.
             result = await self.after_completion(step, result)
         return self._finish(target, step, result)
 
-    async def _submit(
-        self, tracked: _Tracked, key: StepKey, bound: structlog.typing.FilteringBoundLogger
-    ) -> None:
+    async def _carried_out(
+        self, tracked: _Tracked, key: StepKey, prior: Prior | None, bound: BoundLogger
+    ) -> PromotionStatus | None:
+        """Send the promotion (or pick up the earlier run's) and follow it to its final
+        status; None when the promotion timeout ran out first."""
+        if prior is not None and prior.status_url is not None:
+            self._pick_up(tracked, key, prior, bound)
+        else:
+            if prior is not None and prior.sent_unanswered_at is not None:
+                done = await self._done_since(tracked, prior.sent_unanswered_at)
+                if done is not None:
+                    bound.info("promotion.found_done", sentAt=prior.sent_unanswered_at.isoformat())
+                    return done
+                bound.warning(
+                    "promotion.resent",
+                    sentAt=prior.sent_unanswered_at.isoformat(),
+                    reason="the earlier run sent this promotion and died before recording the "
+                    "answer, and no report of it is there yet: IQ Server may still be "
+                    "evaluating it, and then evaluates this scan once more",
+                )
+            await self._submit(tracked, key, bound)
+        with anyio.move_on_after(self.schedule.promotion_timeout):
+            return await self._followed(tracked, key, bound)
+        return None
+
+    def _pick_up(self, tracked: _Tracked, key: StepKey, prior: Prior, bound: BoundLogger) -> None:
+        assert prior.status_url is not None
+        tracked.attempts = prior.attempts
+        tracked.submitted_at = prior.submitted_at
+        tracked.in_flight = InFlight(
+            self.client.absolute(prior.status_url), anyio.current_time(), prior.polls
+        )
+        for listener in self.listeners:
+            listener.submitted(key, prior.status_url, prior.attempts)
+        bound.info("promotion.resumed", statusUrl=prior.status_url)
+
+    async def _followed(
+        self, tracked: _Tracked, key: StepKey, bound: BoundLogger
+    ) -> PromotionStatus:
+        """Poll until a final status. A status the server forgot (404) is looked for in the
+        report history, and only when no report is there is the promotion sent once more."""
+        resent = False
+        while True:
+            assert tracked.in_flight is not None
+            try:
+                return await follow(
+                    self.client, tracked.in_flight, self.strategy, tracked.target.public_id
+                )
+            except NotFoundError:
+                if tracked.submitted_at is not None:
+                    done = await self._done_since(tracked, tracked.submitted_at)
+                    if done is not None:
+                        bound.info("promotion.status_lost", found="its report")
+                        return done
+                if resent:
+                    raise
+                bound.warning(
+                    "promotion.status_lost",
+                    statusUrl=tracked.in_flight.status_url,
+                    action="no report of it yet: sending it once more",
+                )
+                resent = True
+                await self._submit(tracked, key, bound)
+
+    async def _done_since(self, tracked: _Tracked, since: datetime) -> PromotionStatus | None:
+        stage = tracked.step.transition.target_stage
+        return await evaluated_since(self.client, tracked.target.application_id, stage, since)
+
+    async def _submit(self, tracked: _Tracked, key: StepKey, bound: BoundLogger) -> None:
         transition = tracked.step.transition
         request = PromoteScanRequest(
             scan_id=transition.scan_id,
@@ -247,20 +291,23 @@ class Scheduler:
             "promotion.submitted", attempt=submission.attempts, statusUrl=submission.status_url
         )
 
-    def _not_found_reason(self, tracked: _Tracked, exc: NotFoundError) -> str:
+    def _refusal_reason(self, tracked: _Tracked, exc: ServerError) -> str:
+        """Why the promotion ended ERROR: the server's own words, and for a scan given by id
+        that the server refused (400, or 404 on older releases), what keeps scans promotable."""
         scan_id = tracked.step.transition.scan_id
-        if tracked.in_flight is not None or scan_id is None:
+        refused_at_submission = tracked.in_flight is None and exc.status in (400, 404)
+        if scan_id is None or not refused_at_submission:
             return str(exc)
-        if self.schedule.scan_retention is PurgeScanFiles.DEFAULT:
-            return (
-                f"scan {scan_id} cannot be promoted ({exc}); under purgeScanFiles=default IQ "
-                "Server keeps only each stage's latest scan file: set it to withReports "
-                "(--ensure-scan-retention) to promote older scans"
-            )
-        return f"scan {scan_id} cannot be promoted: {exc}"
+        if self.schedule.scan_files_kept:
+            return f"scan {scan_id} cannot be promoted: {exc}"
+        return (
+            f"scan {scan_id} cannot be promoted ({exc}); unless purgeScanFiles is withReports, "
+            "IQ Server keeps only each stage's latest scan file: set it "
+            "(--ensure-scan-retention) to promote older scans"
+        )
 
     def _final(self, tracked: _Tracked, status: PromotionStatus) -> PromotionResult:
-        if status.status is EvaluationState.COMPLETED:
+        if status.state is EvaluationState.COMPLETED:
             result = self._from(tracked, Outcome.COMPLETED, None)
             links = {
                 "report_html_url": status.report_html_url,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from orchestrator.iq.models import Generation, OwnerType, ViolationState
+from orchestrator.iq.firewall_models import Generation, OwnerType, ViolationState
 from orchestrator.report.results import ResultModel
 
 

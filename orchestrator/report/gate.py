@@ -1,5 +1,8 @@
 """The ``--fail-on`` gate: which completed promotions' reports have a violation at the
-threshold or above, and which could not be checked."""
+threshold or above, and which could not be checked.
+
+The gate fails closed: a report whose policy data could not be read is unchecked, never
+clean, and an unchecked report fails the gate as a crossing one does."""
 
 from __future__ import annotations
 
@@ -28,23 +31,31 @@ class PolicyGate(ResultModel):
         description="'publicId (stage)' of every report with a violation at the threshold."
     )
     unchecked: int = Field(
-        description="Completed promotions whose report data could not be read, so not gated."
+        description="Completed promotions whose policy data could not be read; the gate "
+        "fails on them too, since nothing says they are clean."
+    )
+    unchecked_reports: list[str] = Field(
+        default_factory=list,
+        description="'publicId (stage)' of every report that could not be checked.",
     )
 
     @property
     def failed(self) -> bool:
-        return bool(self.crossed)
+        return bool(self.crossed) or self.unchecked > 0
 
 
 def gate(results: Iterable[PromotionResult], threshold: Threshold) -> PolicyGate:
     """Apply ``threshold`` to every completed promotion's violation counts."""
     crossed: list[str] = []
-    unchecked = 0
+    unchecked: list[str] = []
     for result in results:
         if result.status is not Outcome.COMPLETED:
             continue
+        name = f"{result.public_id} ({result.target_stage_id})"
         if result.violations is None:
-            unchecked += 1
+            unchecked.append(name)
         elif crosses(result.violations, threshold):
-            crossed.append(f"{result.public_id} ({result.target_stage_id})")
-    return PolicyGate(fail_on=threshold, crossed=crossed, unchecked=unchecked)
+            crossed.append(name)
+    return PolicyGate(
+        fail_on=threshold, crossed=crossed, unchecked=len(unchecked), unchecked_reports=unchecked
+    )

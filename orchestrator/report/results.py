@@ -90,7 +90,12 @@ class PromotionResult(ResultModel):
         "PENDING answer and the first final one.",
     )
     violations: ViolationCounts | None = Field(
-        default=None, description="Policy violations of the new report, when fetched."
+        default=None, description="Open policy violations of the new report, when read."
+    )
+    violations_unchecked: str | None = Field(
+        default=None,
+        description="Why the new report's policy data could not be read, when it was wanted: "
+        "its violations are unknown, not zero.",
     )
     resumable: bool = Field(
         default=False,

@@ -1,11 +1,14 @@
 """Policy threat bands: how IQ Server groups threat levels 0-10, and counting a report's
-open violations by band."""
+open violations by band, from its policy data (``.../reports/{scanId}/policy``).
+
+Open means counted against the application: not waived, not grandfathered (accepted as it
+was when the policy came), not a legacy violation (marked known and tolerated)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from orchestrator.iq.models import ReportData
+from orchestrator.iq.report_models import PolicyReport
 from orchestrator.report.results import ViolationCounts
 
 Band = Literal["critical", "severe", "moderate", "low"]
@@ -26,12 +29,12 @@ def band_of(threat_level: int) -> Band | None:
     return None
 
 
-def count_violations(data: ReportData) -> ViolationCounts:
-    """Count the violations of a report's components that are not waived, by band."""
+def count_violations(data: PolicyReport) -> ViolationCounts:
+    """Count the open violations of a report's components, by band."""
     counts = {"critical": 0, "severe": 0, "moderate": 0, "low": 0}
     for component in data.components:
         for violation in component.violations:
-            if violation.waived:
+            if not violation.open:
                 continue
             band = band_of(violation.policy_threat_level)
             if band is not None:

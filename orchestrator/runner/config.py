@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator import defaults
-from orchestrator.iq.client import ClientSettings
+from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest
 from orchestrator.promote.polling import PollStrategy
 from orchestrator.promote.progress import ProgressTracker

@@ -18,7 +18,7 @@ import structlog
 
 from orchestrator import defaults
 from orchestrator.errors import UsageError
-from orchestrator.iq.client import ClientSettings, Credentials
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.logs import SCRUBBER
 from orchestrator.manifest.model import Manifest, ServerSettings
 
@@ -31,11 +31,16 @@ SIMULATED = Credentials("admin", "admin123")
 """The embedded simulator's default account."""
 
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+"""Where the tools around iq-promote (requests, curl, OpenSSL) look for a CA bundle."""
+
+
 def client_settings(
     server_url: str | None,
     username: str | None,
     *,
     ca_bundle: Path | None = None,
+    proxy: str | None = None,
     server: ServerSettings | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ClientSettings:
@@ -53,12 +58,17 @@ def client_settings(
         )
     SCRUBBER.add(password)
     bundle = str(ca_bundle) if ca_bundle else (server.ca_bundle if server else None)
+    bundle = bundle or next((env[v] for v in CA_BUNDLE_VARIABLES if env.get(v)), None)
     try:
         return ClientSettings(
             base_url=url,
             credentials=Credentials(user, password),
             verify_tls=server.verify_tls if server else True,
             ca_bundle=bundle,
+            client_cert=server.client_cert if server else None,
+            client_key=server.client_key if server else None,
+            proxy=proxy or (server.proxy if server else None),
+            connect_timeout=server.connect_timeout_seconds if server else defaults.CONNECT_TIMEOUT,
             read_timeout=server.timeout_seconds if server else defaults.READ_TIMEOUT,
         )
     except ValueError as exc:
@@ -90,5 +100,5 @@ def simulator_config(manifest: Manifest) -> SimulatorConfig:
     from orchestrator.simulator.seeding import seeded_from
 
     return seeded_from(
-        manifest, SimulatorConfig(apps=24, organizations=4, workers=8, eval_time=0.4)
+        manifest, SimulatorConfig(apps=24, organizations=6, workers=8, eval_time=0.4)
     )

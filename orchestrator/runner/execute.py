@@ -14,11 +14,12 @@ import anyio
 import structlog
 
 from orchestrator import defaults
-from orchestrator.errors import IqPromoteError, NotFoundError, ServerError, UnreachableError
+from orchestrator.errors import ForbiddenError, IqPromoteError, ServerError
 from orchestrator.firewall.summary import summarize
 from orchestrator.iq.breaker import CircuitBreaker, RequestGate, RetryBudget
-from orchestrator.iq.client import ClientSettings, IqClient
+from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PurgeScanFiles
+from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest
 from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
 from orchestrator.promote.control import RunControl
@@ -92,7 +93,7 @@ async def execute(
             strategy=strategy,
             limiter=limiter,
             promotion_timeout=config.promotion_timeout,
-            scan_retention=retention,
+            scan_files_kept=retention,
             listeners=tuple(listeners),
             prior=resume.prior if resume else {},
             after_completion=_ViolationReader(client, config.wants_results),
@@ -111,10 +112,11 @@ async def execute(
 
 @dataclass(frozen=True, slots=True)
 class _ViolationReader:
-    """Counts the violations of a completed promotion's new report, by threat band.
+    """Counts the open violations of a completed promotion's new report, by threat band, from
+    its policy data (the raw data the status links to has none).
 
-    A report that cannot be read leaves the promotion COMPLETED without counts: the
-    promotion itself succeeded, and the report says which counts are missing.
+    A report that cannot be read leaves the promotion COMPLETED, its violations unchecked
+    with the reason: the promotion itself succeeded, and unknown is never counted as zero.
     """
 
     client: IqClient
@@ -125,13 +127,17 @@ class _ViolationReader:
         wanted = self.always
         if wanted is None:
             wanted = transition.source_stage == transition.target_stage
-        if not wanted or result.report_data_url is None:
+        if not wanted:
             return result
+        if result.report_data_url is None:
+            return result.model_copy(
+                update={"violations_unchecked": "the server gave no report data link"}
+            )
         try:
-            data = await self.client.report_data(result.report_data_url)
-        except (ServerError, NotFoundError, UnreachableError) as exc:
-            log.warning("report_data.unavailable", publicId=result.public_id, error=str(exc))
-            return result
+            data = await self.client.policy_report(result.report_data_url)
+        except ServerError as exc:
+            log.warning("report_policy.unavailable", publicId=result.public_id, error=str(exc))
+            return result.model_copy(update={"violations_unchecked": str(exc)})
         return result.model_copy(update={"violations": count_violations(data)})
 
 
@@ -146,24 +152,35 @@ def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSch
     )
 
 
-async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> PurgeScanFiles | None:
-    """Promoting by scanId needs the scan file; under the default only each stage's latest
-    scan keeps one, so say so before the run rather than after it."""
+async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> bool | None:
+    """Whether scan files are kept (purgeScanFiles=withReports), when the plan promotes by
+    scanId; None when that cannot be known. Advisory only: under IQ's default only each
+    stage's latest scan file is kept, which the run says before it starts, and a user
+    without administrator rights (who may not read the setting) still runs."""
     if not plan.uses_scan_ids:
         return None
-    retention = await client.scan_retention()
-    if retention is PurgeScanFiles.DEFAULT and ensure:
-        await client.set_scan_retention(PurgeScanFiles.WITH_REPORTS)
-        log.info("config.scan_retention_set", purgeScanFiles=str(PurgeScanFiles.WITH_REPORTS))
-        return PurgeScanFiles.WITH_REPORTS
-    if retention is PurgeScanFiles.DEFAULT:
+    try:
+        retention = await client.scan_retention()
+        if retention is None and ensure:
+            await client.set_scan_retention()
+            log.info("config.scan_retention_set", purgeScanFiles=PurgeScanFiles.WITH_REPORTS.value)
+            return True
+    except (ForbiddenError, ServerError) as exc:
+        log.warning(
+            "config.scan_retention_unknown",
+            error=str(exc),
+            message="purgeScanFiles could not be read or set; promoting by scanId goes on, "
+            "and a scan whose file was purged is refused by the server",
+        )
+        return None
+    if retention is None:
         log.warning(
             "config.scan_retention_default",
-            message="purgeScanFiles is 'default': only each stage's latest scan can be "
-            "promoted by scanId; older scans will fail. --ensure-scan-retention sets "
-            "'withReports' (needs the System Administrator role).",
+            message="purgeScanFiles is unset (IQ's default): only each stage's latest scan "
+            "can be promoted by scanId; older scans will be refused. --ensure-scan-retention "
+            "sets it to 'withReports' (needs the System Administrator role).",
         )
-    return retention
+    return retention == PurgeScanFiles.WITH_REPORTS.value
 
 
 def _dry_run(plan: Plan) -> list[PromotionResult]:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator import defaults
-from orchestrator.iq.client import ClientSettings
 from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest, load_manifest
 from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import PollStrategy
@@ -42,6 +42,7 @@ class RunRequest:
     """The password is never an option: it comes from IQ_PASSWORD (or the manifest's
     reference to another variable), since a command line is visible to every user."""
     ca_bundle: Path | None = None
+    proxy: str | None = None
     simulate: bool = False
     """Run against the embedded simulator, seeded with what the manifest names."""
     concurrency: int | Literal["auto"] | None = None
@@ -119,6 +120,7 @@ def _settings(request: RunRequest, manifest: Manifest, env: Mapping[str, str]) -
         request.server_url,
         request.username,
         ca_bundle=request.ca_bundle,
+        proxy=request.proxy,
         server=manifest.server,
         env=env,
     )

@@ -61,6 +61,26 @@ def auth_middleware(username: str, password: str) -> Middleware:
     return check
 
 
+CSRF_HEADER = "X-CSRF-TOKEN"
+CSRF_COOKIE = "CLM-CSRF-TOKEN"
+
+
+def csrf_middleware(enforced: bool) -> Middleware:
+    """Behind reverse-proxy authentication IQ demands, on every request that changes data, an
+    ``X-CSRF-TOKEN`` header equal to a ``CLM-CSRF-TOKEN`` cookie (any value, the same)."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if enforced and is_api(request) and request.method not in ("GET", "HEAD", "OPTIONS"):
+            header = request.headers.get(CSRF_HEADER)
+            cookie = request.cookies.get(CSRF_COOKIE)
+            if not header or header != cookie:
+                return plain(403, "CSRF token missing or incorrect")
+        return await handler(request)
+
+    return check
+
+
 @web.middleware
 async def refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A handler's Refusal becomes its plain-text answer."""
@@ -79,6 +99,12 @@ async def simulator_reset_stats(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def simulator_forget_statuses(request: web.Request) -> web.Response:
+    """Forget every promotion status, as a restart of a release that keeps them in memory."""
+    forgotten = state_of(request).engine.forget_statuses()
+    return web.json_response({"forgotten": forgotten})
+
+
 def build_app(state: ServerState) -> web.Application:
     """The application for one simulated server; the caller adds the engine's lifecycle."""
     config = state.config
@@ -87,6 +113,7 @@ def build_app(state: ServerState) -> web.Application:
             stats_middleware(state.stats),
             fault_middleware(config.faults, state.outage, state.stats, config.seed),
             auth_middleware(config.username, config.password),
+            csrf_middleware(config.csrf),
             refusals,
         ]
     )
@@ -99,12 +126,17 @@ def build_app(state: ServerState) -> web.Application:
         iq.applications_of_organization,
         name="applications-of-organization",
     )
-    add.add_get(
-        f"{p}/api/v2/applications/{{applicationId}}/reports/{{reportId}}",
-        iq.report,
-        name="report-data",
-    )
+    report = f"{p}/api/v2/applications/{{applicationPublicId}}/reports/{{scanId}}"
+    add.add_get(f"{report}/raw", iq.raw_report_data, name="report-raw")
+    add.add_get(f"{report}/policy", iq.policy_report_data, name="report-policy")
+    add.add_get(report, iq.bare_report_data, name="report-data")
     add.add_get(f"{p}/api/v2/organizations", iq.organizations, name="organizations")
+    add.add_get(
+        f"{p}/api/v2/applicationCategories/organization/{{organizationId}}",
+        iq.categories_of_organization,
+        name="application-categories",
+    )
+    add.add_get(f"{p}/api/v2/reports/applications", iq.all_latest_reports, name="all-reports")
     add.add_get(
         f"{p}/api/v2/reports/applications/{{applicationId}}",
         iq.latest_reports,
@@ -127,6 +159,7 @@ def build_app(state: ServerState) -> web.Application:
     )
     add.add_get(f"{p}/api/v2/config", iq.get_config, name="config")
     add.add_put(f"{p}/api/v2/config", iq.put_config, name="config")
+    add.add_delete(f"{p}/api/v2/config", iq.delete_config, name="config")
     add.add_get(
         f"{p}/api/v2/firewall/repositoryContainer",
         fw.repository_container,
@@ -160,5 +193,10 @@ def build_app(state: ServerState) -> web.Application:
         f"{p}/__simulator/reset-stats",
         simulator_reset_stats,
         name=f"{SIMULATOR_ROUTE_PREFIX}reset-stats",
+    )
+    add.add_post(
+        f"{p}/__simulator/forget-statuses",
+        simulator_forget_statuses,
+        name=f"{SIMULATOR_ROUTE_PREFIX}forget-statuses",
     )
     return app

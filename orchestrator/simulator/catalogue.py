@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from orchestrator.iq.models import ComponentIdentifier
+from orchestrator.iq.firewall_models import ComponentIdentifier
 
 
 @dataclass(frozen=True, slots=True)

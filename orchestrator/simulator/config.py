@@ -7,6 +7,7 @@ behind the simulator's back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from orchestrator.iq.models import PurgeScanFiles
 
@@ -54,6 +55,16 @@ class SimulatorConfig:
     around it (``eval_sigma``) and two runs of one application differ by about ``eval_noise``.
     ``extra_applications`` are (publicId, organization name or None) pairs added to the seeded
     ones, with a scan at every stage; ``extra_organizations`` are organization names to create.
+
+    The rest model how real servers differ (docs/simulator.md cites the evidence for each):
+    ``report_links`` "current" gives report links with the public id and ``/raw`` as current
+    releases do, "legacy" the internal id and the bare path of older ones; ``policy_paging``
+    False ignores ``page``/``pageSize`` on policy data, as releases before paging did;
+    ``no_evaluate`` names applications the user may see but not evaluate (403);
+    ``forget_statuses_after`` forgets promotion statuses that many seconds after submission,
+    as releases that keep them in memory do after a restart or hours later; ``csrf`` demands
+    the CSRF header and cookie on every non-GET request, as behind reverse-proxy
+    authentication; ``admin`` False refuses the configuration API (403).
     """
 
     apps: int = 20
@@ -70,11 +81,25 @@ class SimulatorConfig:
     extra_organizations: tuple[str, ...] = ()
     eval_noise: float = 0.15
     eval_sigma: float = 0.5
-    purge_scan_files: PurgeScanFiles = PurgeScanFiles.DEFAULT
+    purge_scan_files: PurgeScanFiles | None = None
+    """None: the property is unset, IQ's default (only each stage's latest scan file kept)."""
+    report_links: Literal["current", "legacy"] = "current"
+    policy_paging: bool = True
+    no_evaluate: tuple[str, ...] = ()
+    forget_statuses_after: float | None = None
+    csrf: bool = False
+    admin: bool = True
 
     def __post_init__(self) -> None:
-        # A plain string ("withReports") is accepted and kept as the enum.
-        object.__setattr__(self, "purge_scan_files", PurgeScanFiles(self.purge_scan_files))
+        if self.purge_scan_files is not None:
+            # A plain string ("withReports") is accepted and kept as the enum.
+            object.__setattr__(self, "purge_scan_files", PurgeScanFiles(self.purge_scan_files))
+        if self.report_links not in ("current", "legacy"):
+            raise ValueError(
+                f"report_links must be 'current' or 'legacy', not {self.report_links!r}"
+            )
+        if self.forget_statuses_after is not None and self.forget_statuses_after < 0:
+            raise ValueError("forget_statuses_after cannot be negative")
         if self.apps < 0 or self.organizations < 0:
             raise ValueError("apps and organizations cannot be negative")
         if self.workers < 1:

@@ -27,7 +27,11 @@ class Promotion:
     """What a status URL reports: PENDING until a worker finishes the evaluation."""
 
     application_id: str
+    public_id: str
     status_id: str
+    submitted_at: float
+    """``SimulatorStats.now()`` when it was accepted."""
+    legacy_links: bool = False
     state: EvaluationState = EvaluationState.PENDING
     reason: str | None = None
     report: Report | None = None
@@ -37,20 +41,21 @@ class Promotion:
         return f"api/v2/evaluation/applications/{self.application_id}/status/{self.status_id}"
 
     def status(self) -> PromotionStatus:
-        links = self.report.links() if self.report is not None else {}
+        links = {}
+        if self.report is not None:
+            links = self.report.links(self.public_id, legacy=self.legacy_links)
         return PromotionStatus(status=self.state, reason=self.reason, **links)
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One queued evaluation. ``failure`` is set when it is known at submission to fail."""
+    """One queued evaluation."""
 
     promotion: Promotion
     application: Application
-    source: Report | None
+    source: Report
     target: Stage
     enqueued_at: float
-    failure: str | None = None
 
 
 class Engine:
@@ -69,15 +74,19 @@ class Engine:
 
     # --- submitting and reading ------------------------------------------------------------
 
-    def submit(
-        self, application: Application, source: Report | None, target: Stage, failure: str | None
-    ) -> Promotion:
+    def submit(self, application: Application, source: Report, target: Stage) -> Promotion:
         """Queue an evaluation and answer its status record at once (PENDING)."""
         if self._send is None:
             raise RuntimeError("the engine is not running")
-        promotion = Promotion(application.id, new_id(self._ids))
+        promotion = Promotion(
+            application.id,
+            application.public_id,
+            new_id(self._ids),
+            self.stats.now(),
+            legacy_links=self.config.report_links == "legacy",
+        )
         self._promotions[(application.id, promotion.status_id)] = promotion
-        job = Job(promotion, application, source, target, self.stats.now(), failure)
+        job = Job(promotion, application, source, target, self.stats.now())
         self._send.send_nowait(job)
         self.stats.promotions_accepted[application.id] += 1
         self.stats.queue_depth += 1
@@ -85,7 +94,20 @@ class Engine:
         return promotion
 
     def promotion(self, application_id: str, status_id: str) -> Promotion | None:
-        return self._promotions.get((application_id, status_id))
+        """The promotion a status URL names, unless the server has forgotten it: statuses
+        kept in memory are lost some time after submission, or at a restart."""
+        found = self._promotions.get((application_id, status_id))
+        forget = self.config.forget_statuses_after
+        if found is None or forget is None:
+            return found
+        return None if self.stats.now() - found.submitted_at >= forget else found
+
+    def forget_statuses(self) -> int:
+        """Forget every status, as a restart does; evaluations under way still finish and
+        leave their reports. Returns how many were forgotten."""
+        forgotten = len(self._promotions)
+        self._promotions.clear()
+        return forgotten
 
     def is_failing(self, application: Application) -> bool:
         """Whether this application's evaluations always fail (a stable, seeded choice)."""
@@ -152,12 +174,11 @@ class Engine:
         stats.running += 1
         stats.max_running = max(stats.max_running, stats.running)
         try:
-            reason = job.failure
-            if reason is None:
-                await anyio.sleep(self._duration(job.application))
-                if self.is_failing(job.application):
-                    scan = job.source.scan_id if job.source else "?"
-                    reason = f"Evaluation of scan {scan} failed: the scan could not be processed"
+            reason = None
+            await anyio.sleep(self._duration(job.application))
+            if self.is_failing(job.application):
+                scan = job.source.scan_id
+                reason = f"Evaluation of scan {scan} failed: the scan could not be processed"
         finally:
             stats.running -= 1
         promotion = job.promotion

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.iq.models import (
+from orchestrator.iq.firewall_models import (
     REPOSITORY_CONTAINER_ID,
     FilterableField,
     MatchState,
@@ -27,8 +27,9 @@ from orchestrator.iq.models import (
     SortableField,
     ViolationState,
 )
+from orchestrator.iq.models import ROOT_ORGANIZATION_ID
 from orchestrator.simulator.catalogue import POLICIES, components
-from orchestrator.simulator.portfolio import ROOT_ORGANIZATION_ID, new_id
+from orchestrator.simulator.portfolio import new_id
 
 QUARANTINE_EPOCH_MS = 1_704_067_200_000
 """2024-01-01T00:00Z: seeded quarantine times fall in the year after it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orchestrator.iq.models import OwnerType, RepositoryList, RepositoryManagerList
+from orchestrator.iq.firewall_models import OwnerType, RepositoryList, RepositoryManagerList
 from orchestrator.simulator.firewall import QueryError, page_of, parse_query, search, wire_row
 from orchestrator.simulator.handlers import Refusal, json_object, wire
 from orchestrator.simulator.state import state_of

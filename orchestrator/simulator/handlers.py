@@ -1,7 +1,8 @@
 """Handlers of the IQ Server REST API the simulator serves: applications, organizations,
-reports, configuration and promote scan.
+application categories, reports and report data, configuration and promote scan.
 
 Errors are plain text with IQ's status codes; URLs in answers are relative, as IQ gives them.
+docs/simulator.md says, for each behaviour, what evidence it follows.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from orchestrator.iq.models import (
     OrganizationList,
     PromoteScanResponse,
     PurgeScanFiles,
-    ReportHistory,
     Stage,
 )
+from orchestrator.iq.report_models import PolicyReport, ReportHistory
 from orchestrator.simulator.faults import plain
-from orchestrator.simulator.reportdata import report_data
-from orchestrator.simulator.state import state_of
+from orchestrator.simulator.portfolio import Report
+from orchestrator.simulator.reportdata import policy_report, raw_report
+from orchestrator.simulator.state import ServerState, state_of
 
 HISTORY_LIMIT = 100
+MAX_POLICY_PAGE_SIZE = 500
 STAGE_NAMES = ", ".join(s.value for s in Stage)
+RETENTION = "purgeScanFiles"
 
 
 class Refusal(Exception):  # noqa: N818 - it is an answer, not a failure of the simulator
@@ -41,9 +45,11 @@ class Refusal(Exception):  # noqa: N818 - it is an answer, not a failure of the 
         return plain(self.status, self.message)
 
 
-def wire(model: BaseModel) -> dict[str, Any]:
+def wire(model: BaseModel, **exclude: bool) -> dict[str, Any]:
     """A model as JSON with camelCase names, nulls kept as IQ sends them."""
-    return model.model_dump(mode="json", by_alias=True)
+    return model.model_dump(
+        mode="json", by_alias=True, exclude={k for k, v in exclude.items() if v}
+    )
 
 
 def _application(request: web.Request) -> Application:
@@ -54,11 +60,23 @@ def _application(request: web.Request) -> Application:
     return found
 
 
+def _evaluable(state: ServerState, app: Application) -> None:
+    """403 for an application the user may see but not evaluate."""
+    if app.public_id in state.config.no_evaluate:
+        raise Refusal(
+            403, f"The user does not have permission to evaluate application {app.public_id}"
+        )
+
+
 def _stage(value: object, field: str) -> Stage:
     try:
         return Stage(str(value))
     except ValueError:
         raise Refusal(400, f"Invalid {field} '{value}': use one of {STAGE_NAMES}") from None
+
+
+def _legacy(state: ServerState) -> bool:
+    return state.config.report_links == "legacy"
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -71,24 +89,35 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-# --- applications and organizations --------------------------------------------------------
+# --- applications, organizations and categories -----------------------------------------
 
 
 async def applications(request: web.Request) -> web.Response:
+    """Every application, or those whose public ids are asked; their categories only with
+    ``includeCategories=true``."""
     wanted = set(request.query.getall("publicId", []))
+    tags = request.query.get("includeCategories", "false").lower() == "true"
     apps = state_of(request).portfolio.applications
     if wanted:
         apps = [a for a in apps if a.public_id in wanted]
-    return web.json_response(wire(ApplicationList(applications=apps)))
+    answer = wire(ApplicationList(applications=apps))
+    if not tags:
+        for app in answer["applications"]:
+            app.pop("applicationTags", None)
+    return web.json_response(answer)
 
 
 async def applications_of_organization(request: web.Request) -> web.Response:
+    """The applications placed directly in the organization (not in its sub-organizations)."""
     portfolio = state_of(request).portfolio
     organization_id = request.match_info["organizationId"]
     if portfolio.organization(organization_id) is None:
         raise Refusal(404, f"Organization not found: {organization_id}")
     apps = [a for a in portfolio.applications if a.organization_id == organization_id]
-    return web.json_response(wire(ApplicationList(applications=apps)))
+    answer = wire(ApplicationList(applications=apps))
+    for app in answer["applications"]:
+        app.pop("applicationTags", None)
+    return web.json_response(answer)
 
 
 async def organizations(request: web.Request) -> web.Response:
@@ -99,19 +128,45 @@ async def organizations(request: web.Request) -> web.Response:
     return web.json_response(wire(OrganizationList(organizations=found)))
 
 
+async def categories_of_organization(request: web.Request) -> web.Response:
+    """The application categories an organization owns (here, the root owns them all)."""
+    portfolio = state_of(request).portfolio
+    organization_id = request.match_info["organizationId"]
+    if portfolio.organization(organization_id) is None:
+        raise Refusal(404, f"Organization not found: {organization_id}")
+    owned = [c for c in portfolio.categories if c.organization_id == organization_id]
+    return web.json_response([wire(c) for c in owned])
+
+
 # --- reports -------------------------------------------------------------------------------
+
+
+async def all_latest_reports(request: web.Request) -> web.Response:
+    """The latest report of every application at every stage it was evaluated at."""
+    state = state_of(request)
+    portfolio, legacy = state.portfolio, _legacy(state)
+    rows = []
+    for app in portfolio.applications:
+        for stage in Stage:
+            latest = portfolio.latest(app.id, stage)
+            if latest is not None:
+                rows.append(wire(latest.latest(app.public_id, legacy=legacy)))
+    return web.json_response(rows)
 
 
 async def latest_reports(request: web.Request) -> web.Response:
     """The latest report of each stage the application has been evaluated at."""
     app = _application(request)
-    portfolio = state_of(request).portfolio
-    latest = [portfolio.latest(app.id, stage) for stage in Stage]
-    return web.json_response([wire(r.info(app.public_id)) for r in latest if r is not None])
+    state = state_of(request)
+    latest = [state.portfolio.latest(app.id, stage) for stage in Stage]
+    return web.json_response(
+        [wire(r.latest(app.public_id, legacy=_legacy(state))) for r in latest if r is not None]
+    )
 
 
 async def report_history(request: web.Request) -> web.Response:
     app = _application(request)
+    state = state_of(request)
     stage_name = request.query.get("stage")
     stage = _stage(stage_name, "stage") if stage_name is not None else None
     try:
@@ -120,54 +175,142 @@ async def report_history(request: web.Request) -> web.Response:
         raise Refusal(400, "limit must be a whole number") from None
     if limit < 1:
         raise Refusal(400, "limit must be at least 1")
-    reports = state_of(request).portfolio.history(app.id, stage)[: min(limit, HISTORY_LIMIT)]
-    history = ReportHistory(application_id=app.id, reports=[r.info(app.public_id) for r in reports])
+    reports = state.portfolio.history(app.id, stage)[: min(limit, HISTORY_LIMIT)]
+    history = ReportHistory(
+        application_id=app.id,
+        reports=[r.info(app.public_id, legacy=_legacy(state)) for r in reports],
+    )
     return web.json_response(wire(history))
 
 
-async def report(request: web.Request) -> web.Response:
-    app = _application(request)
+def _report_of(request: web.Request) -> tuple[ServerState, Application, Report]:
+    """The report a report-data path names, by public id (current releases' links) or by
+    internal id (older releases' links)."""
     state = state_of(request)
-    report_id = request.match_info["reportId"]
-    found = state.portfolio.report(app.id, report_id)
+    given = request.match_info["applicationPublicId"]
+    app = state.portfolio.resolve(given)
+    if app is None:
+        raise Refusal(404, f"Application not found: {given}")
+    scan_id = request.match_info["scanId"]
+    found = state.portfolio.report(app.id, scan_id)
     if found is None:
-        raise Refusal(404, f"Report not found: {report_id}")
-    return web.json_response(wire(report_data(state.config.seed, app, found)))
+        raise Refusal(404, f"Report not found: {scan_id}")
+    return state, app, found
+
+
+async def raw_report_data(request: web.Request) -> web.Response:
+    """Components, security and license data; no violations, as on a real server."""
+    state, app, report = _report_of(request)
+    return web.json_response(wire(raw_report(state.config.seed, app, report)))
+
+
+async def bare_report_data(request: web.Request) -> web.Response:
+    """The path without ``/raw`` is the older name of the raw data: it redirects there."""
+    _report_of(request)
+    raise web.HTTPTemporaryRedirect(location=f"{request.path.rstrip('/')}/raw")
+
+
+async def policy_report_data(request: web.Request) -> web.Response:
+    """Each component's policy violations; paged when asked with ``page`` and ``pageSize``
+    (both, pageSize up to 500), unless the simulated release predates paging."""
+    state, app, report = _report_of(request)
+    document = policy_report(state.config.seed, app, report)
+    page_text, size_text = request.query.get("page"), request.query.get("pageSize")
+    if not state.config.policy_paging or (page_text is None and size_text is None):
+        return web.json_response(
+            wire(document, page=True, page_size=True, page_count=True, total=True)
+        )
+    return web.json_response(wire(_paged(document, page_text, size_text)))
+
+
+def _paged(document: PolicyReport, page_text: str | None, size_text: str | None) -> PolicyReport:
+    if page_text is None or size_text is None:
+        raise Refusal(400, "page and pageSize must be provided together")
+    try:
+        page, size = int(page_text), int(size_text)
+    except ValueError:
+        raise Refusal(400, "page and pageSize must be whole numbers") from None
+    if page < 1 or not 1 <= size <= MAX_POLICY_PAGE_SIZE:
+        raise Refusal(400, f"page must be at least 1 and pageSize 1 to {MAX_POLICY_PAGE_SIZE}")
+    every = document.components
+    pages = max(1, -(-len(every) // size))
+    return document.model_copy(
+        update={
+            "components": every[(page - 1) * size : page * size],
+            "page": page,
+            "page_size": size,
+            "page_count": pages,
+            "total": len(every),
+        }
+    )
 
 
 # --- configuration -------------------------------------------------------------------------
 
 
-async def get_config(request: web.Request) -> web.Response:
+def _administrator(state: ServerState) -> None:
+    if not state.config.admin:
+        raise Refusal(
+            403, "The user does not have the Edit System Configuration and Users permission"
+        )
+
+
+def _properties(request: web.Request) -> list[str]:
     properties = request.query.getall("property", [])
     if not properties:
         raise Refusal(400, "The query parameter 'property' is required")
-    unknown = [p for p in properties if p != "purgeScanFiles"]
+    unknown = [p for p in properties if p != RETENTION]
     if unknown:
         raise Refusal(400, f"Unknown configuration property: {unknown[0]}")
-    return web.json_response({"purgeScanFiles": state_of(request).portfolio.retention.value})
+    return properties
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """A set property is answered; an unset one (IQ's default) is left out."""
+    state = state_of(request)
+    _administrator(state)
+    _properties(request)
+    retention = state.portfolio.retention
+    return web.json_response({RETENTION: retention.value} if retention is not None else {})
 
 
 async def put_config(request: web.Request) -> web.Response:
+    state = state_of(request)
+    _administrator(state)
     body = await json_object(request)
-    unknown = [key for key in body if key != "purgeScanFiles"]
+    unknown = [key for key in body if key != RETENTION]
     if unknown or not body:
         raise Refusal(400, f"Unknown configuration property: {(unknown or ['(none)'])[0]}")
     try:
-        value = PurgeScanFiles(body["purgeScanFiles"])
+        value = PurgeScanFiles(body[RETENTION])
     except ValueError:
-        choices = ", ".join(v.value for v in PurgeScanFiles)
-        raise Refusal(400, f"purgeScanFiles must be one of {choices}") from None
-    state_of(request).portfolio.retention = value
+        raise Refusal(
+            400, f"Invalid value for {RETENTION}: {body[RETENTION]!r}; the value is withReports"
+        ) from None
+    state.portfolio.retention = value
+    return web.Response(status=204)
+
+
+async def delete_config(request: web.Request) -> web.Response:
+    """Unset the property: IQ's default (only the latest scan file of a stage kept) again."""
+    state = state_of(request)
+    _administrator(state)
+    _properties(request)
+    state.portfolio.retention = None
     return web.Response(status=204)
 
 
 # --- promote scan --------------------------------------------------------------------------
 
+PURGED_HINT = f"Set configuration {RETENTION} to withReports to retain older scan files"
+
 
 async def promote_scan(request: web.Request) -> web.Response:
-    """Queue an evaluation of a scan (by scanId, or the latest of a source stage)."""
+    """Queue an evaluation of a scan (by scanId, or the latest of a source stage). A scan
+    that cannot be promoted is refused at submission (400), never a later FAILED."""
     app = _application(request)
+    state = state_of(request)
+    _evaluable(state, app)
     body = await json_object(request)
     scan_id, source_stage = body.get("scanId"), body.get("sourceStageId")
     if "targetStageId" not in body or body["targetStageId"] in (None, ""):
@@ -175,32 +318,31 @@ async def promote_scan(request: web.Request) -> web.Response:
     target = _stage(body["targetStageId"], "targetStageId")
     if (scan_id is None) == (source_stage is None):
         raise Refusal(400, "Give either scanId or sourceStageId, not both and not neither")
-    state = state_of(request)
-    failure: str | None = None
     if scan_id is not None:
         source = state.portfolio.report(app.id, str(scan_id))
-        if source is None:
-            raise Refusal(404, f"No scan with id {scan_id} found for application {app.public_id}")
-        if not source.scan_file_kept:
+        if source is None or not source.scan_file_kept:
             raise Refusal(
-                404,
-                f"The scan file of scan {scan_id} was purged and cannot be promoted; "
-                "set purgeScanFiles to withReports to keep older scan files",
+                400,
+                f"A scan with ID {scan_id} does not exist on the server and may be obsolete. "
+                f"{PURGED_HINT}.",
             )
     else:
         stage = _stage(source_stage, "sourceStageId")
-        source = state.portfolio.latest(app.id, stage)
-        if source is None:
-            failure = f"No scan found for application {app.public_id} at stage {stage}"
-    promotion = state.engine.submit(app, source, target, failure)
+        found = state.portfolio.latest(app.id, stage)
+        if found is None:
+            raise Refusal(400, f"No scan available to promote from stage {stage}.")
+        source = found
+    promotion = state.engine.submit(app, source, target)
     answer = PromoteScanResponse(status_url=promotion.status_url)
     return web.json_response(answer.to_wire())
 
 
 async def promotion_status(request: web.Request) -> web.Response:
     app = _application(request)
+    state = state_of(request)
+    _evaluable(state, app)
     status_id = request.match_info["statusId"]
-    promotion = state_of(request).engine.promotion(app.id, status_id)
+    promotion = state.engine.promotion(app.id, status_id)
     if promotion is None:
         raise Refusal(404, f"Status not found: {status_id}")
     return web.json_response(promotion.status().to_wire())

@@ -1,7 +1,9 @@
-"""The seeded state of a simulated server: organizations, applications and their reports.
+"""The seeded state of a simulated server: an organization tree, application categories,
+applications and their reports.
 
 Everything here is derived from the seed, so the same seed gives the same portfolio; new
-reports made by evaluations take their ids from a seeded generator too.
+reports made by evaluations take their ids from a seeded generator too. Categories are drawn
+from a generator of their own, so adding them changed no seed's applications.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.iq.models import (
+    ROOT_ORGANIZATION_ID,
     Application,
+    ApplicationCategory,
+    ApplicationTag,
     Organization,
     PurgeScanFiles,
-    ReportInfo,
     Stage,
 )
+from orchestrator.iq.report_models import LatestReport, ReportInfo
 from orchestrator.simulator.config import SimulatorConfig
 
-ROOT_ORGANIZATION_ID = "ROOT_ORGANIZATION_ID"
 SEEDED_EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 """Seeded reports are dated before this instant, so they do not depend on the clock."""
 
@@ -29,10 +33,24 @@ STAGE_SHARE = {Stage.STAGE_RELEASE: 0.75, Stage.RELEASE: 0.6, Stage.OPERATE: 0.2
 NEVER_SCANNED_SHARE = 10
 """One application in this many (the newest) has no scan at any stage yet."""
 
+TOP_LEVEL_SHARE = 0.6
+"""The share of seeded organizations directly under the root; the rest sit below them, every
+third of those one level deeper still."""
+
+CATEGORIES: tuple[tuple[str, str, float], ...] = (
+    ("Tier-1", "dark-red", 0.3),
+    ("Internal", "light-blue", 0.4),
+    ("PCI", "orange", 0.15),
+    ("Customer-Facing", "dark-green", 0.3),
+)
+"""Application categories the root organization owns: name, colour, share of applications."""
+
 _ORGANIZATION_NAMES = (
     "Payments", "Platform", "Retail", "Data Science", "Mobile", "Identity", "Logistics",
     "Risk", "Marketing", "Infrastructure", "Customer Care", "Billing",
 )  # fmt: skip
+_TEAMS = ("Core", "Cards", "Web", "APIs", "Data", "Partners")
+"""Names of sub-organizations, after their parent's: "Payments Cards"."""
 _DOMAINS = (
     "payments", "ledger", "checkout", "catalog", "search", "identity", "billing", "orders",
     "inventory", "pricing", "shipping", "loyalty", "notifications", "reporting", "accounts",
@@ -61,43 +79,54 @@ class Report:
     def scan_id(self) -> str:
         return self.report_id
 
-    def links(self) -> dict[str, str]:
-        """The four report links, relative to the server's base URL, as IQ gives them."""
-        html = f"ui/links/application/{self.application_id}/report/{self.report_id}"
-        data = f"api/v2/applications/{self.application_id}/reports/{self.report_id}"
+    def links(self, public_id: str, *, legacy: bool = False) -> dict[str, str]:
+        """The four report links, relative to the server's base URL, as IQ gives them: with
+        the public id and ``/raw`` (current releases), or the internal id and the bare data
+        path (``legacy``, as the Promote Scan page's older example shows)."""
+        app = self.application_id if legacy else public_id
+        html = f"ui/links/application/{app}/report/{self.report_id}"
+        data = f"api/v2/applications/{app}/reports/{self.report_id}"
         return {
             "report_html_url": html,
             "embeddable_report_html_url": f"{html}/embeddable",
             "report_pdf_url": f"{html}/pdf",
-            "report_data_url": data,
+            "report_data_url": data if legacy else f"{data}/raw",
         }
 
-    def info(self, public_id: str) -> ReportInfo:
-        return ReportInfo(
+    def latest(self, public_id: str, *, legacy: bool = False) -> LatestReport:
+        """The report as the latest-reports listings give it (no scan id of its own)."""
+        return LatestReport(
             application_id=self.application_id,
             stage=self.stage,
-            scan_id=self.scan_id,
             evaluation_date=self.evaluation_date,
             latest_report_html_url=f"ui/links/application/{public_id}/latestReport/{self.stage}",
+            **self.links(public_id, legacy=legacy),
+        )
+
+    def info(self, public_id: str, *, legacy: bool = False) -> ReportInfo:
+        """The report as an application's history gives it."""
+        return ReportInfo(
+            **self.latest(public_id, legacy=legacy).model_dump(),
+            scan_id_field=self.scan_id,
             is_reevaluation=self.is_reevaluation,
             is_for_monitoring=False,
             policy_evaluation_id=self.report_id,
             scan_trigger_type="RE_EVALUATE" if self.is_reevaluation else "CLI",
-            **self.links(),
         )
 
 
 @dataclass(slots=True)
 class Portfolio:
-    """The organizations, applications and report history of the simulated server."""
+    """The organizations, categories, applications and report history of the server."""
 
     organizations: list[Organization]
     applications: list[Application]
     reports: dict[str, dict[Stage, list[Report]]]
     """Per application id and stage, oldest first."""
     id_source: random.Random = field(repr=False)
-    retention: PurgeScanFiles = PurgeScanFiles.DEFAULT
-    """The ``purgeScanFiles`` setting: whether superseded scan files are kept."""
+    retention: PurgeScanFiles | None = None
+    """The ``purgeScanFiles`` setting; None (unset, IQ's default) purges superseded scan files."""
+    categories: list[ApplicationCategory] = field(default_factory=list)
 
     _by_id: dict[str, Application] = field(default_factory=dict, init=False, repr=False)
     _by_public_id: dict[str, Application] = field(default_factory=dict, init=False, repr=False)
@@ -120,6 +149,11 @@ class Portfolio:
     def by_public_id(self, public_id: str) -> Application | None:
         self._index()
         return self._by_public_id.get(public_id)
+
+    def resolve(self, public_or_internal_id: str) -> Application | None:
+        """The application a report data path names: by public id, as current releases put
+        it in their links, else by internal id, as older ones did."""
+        return self.by_public_id(public_or_internal_id) or self.application(public_or_internal_id)
 
     def organization(self, organization_id: str) -> Organization | None:
         return next((o for o in self.organizations if o.id == organization_id), None)
@@ -145,7 +179,7 @@ class Portfolio:
         of the next scan, as IQ does.
         """
         history = self.reports.setdefault(application_id, {}).setdefault(stage, [])
-        if history and self.retention is PurgeScanFiles.DEFAULT:
+        if history and self.retention is None:
             history[-1].scan_file_kept = False
         newest = max((r.evaluation_date for r in history), default=SEEDED_EPOCH)
         when = max(datetime.now(UTC), newest + timedelta(milliseconds=1))
@@ -154,46 +188,83 @@ class Portfolio:
         return report
 
 
-def seed_portfolio(config: SimulatorConfig) -> Portfolio:
-    """Build the portfolio the config describes; see docs/simulator.md for the stage rules."""
-    rng = random.Random(f"portfolio:{config.seed}")
-    root = Organization(id=ROOT_ORGANIZATION_ID, name="Root Organization")
-    organizations = [root]
-    for index in range(config.organizations):
+class _Tree:
+    """Builds the organization tree; a name may be a ``Parent/Child`` path."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.root = Organization(id=ROOT_ORGANIZATION_ID, name="Root Organization")
+        self.organizations = [self.root]
+
+    def add(self, name: str, parent: Organization, rng: random.Random) -> Organization:
+        found = Organization(id=new_id(rng), name=name, parent_organization_id=parent.id)
+        self.organizations.append(found)
+        return found
+
+    def path(self, path: str) -> Organization:
+        """The organization at ``path`` (names separated by '/'), made where missing."""
+        parent = self.root
+        for name in path.split("/"):
+            children = [o for o in self.organizations if o.parent_organization_id == parent.id]
+            found = next((o for o in children if o.name == name), None)
+            if found is None:
+                rng = random.Random(f"organization:{self.seed}:{path}:{name}")
+                found = self.add(name, parent, rng)
+            parent = found
+        return parent
+
+    def named(self, name: str) -> Organization:
+        """An organization of that name anywhere in the tree, else one made under the root;
+        a path names one exactly."""
+        if "/" in name:
+            return self.path(name)
+        found = next((o for o in self.organizations if o.name == name), None)
+        return found or self.path(name)
+
+
+def _seed_organizations(tree: _Tree, rng: random.Random, count: int) -> None:
+    """``count`` organizations: the first :data:`TOP_LEVEL_SHARE` under the root, each of the
+    rest under a top-level one ("Payments Cards"), every third of those a level deeper."""
+    top = max(1, round(count * TOP_LEVEL_SHARE)) if count else 0
+    firsts: list[Organization] = []
+    for index in range(top):
         name = _ORGANIZATION_NAMES[index % len(_ORGANIZATION_NAMES)]
         if index >= len(_ORGANIZATION_NAMES):
             name = f"{name} {index // len(_ORGANIZATION_NAMES) + 1}"
-        organizations.append(
-            Organization(id=new_id(rng), name=name, parent_organization_id=ROOT_ORGANIZATION_ID)
-        )
-    seeded_orgs = organizations[1:] or [root]
+        firsts.append(tree.add(name, tree.root, rng))
+    children: list[Organization] = []
+    for index in range(count - top):
+        deeper = index % 3 == 2 and children
+        parent = children[-1] if deeper else firsts[index % top]
+        team = _TEAMS[index % len(_TEAMS)]
+        children.append(tree.add(f"{parent.name} {team}", parent, rng))
+
+
+def seed_portfolio(config: SimulatorConfig) -> Portfolio:
+    """Build the portfolio the config describes; see docs/simulator.md for the stage rules."""
+    rng = random.Random(f"portfolio:{config.seed}")
+    tree = _Tree(config.seed)
+    _seed_organizations(tree, rng, config.organizations)
+    seeded_orgs = tree.organizations[1:] or [tree.root]
     rng.shuffle(seeded_orgs)
-
-    def organization_named(name: str) -> Organization:
-        found = next((o for o in organizations if o.name == name), None)
-        if found is None:
-            found = Organization(
-                id=new_id(random.Random(f"organization:{config.seed}:{name}")),
-                name=name,
-                parent_organization_id=ROOT_ORGANIZATION_ID,
-            )
-            organizations.append(found)
-        return found
-
     for name in config.extra_organizations:
-        organization_named(name)
+        tree.named(name)
 
+    categories = _categories(config.seed)
+    tagging = random.Random(f"categories:{config.seed}")
     reserved = {public_id for public_id, _ in config.extra_applications}
     applications: list[Application] = []
     reports: dict[str, dict[Stage, list[Report]]] = {}
     public_ids = _public_ids(rng, config.apps, reserved)
     never_scanned = config.apps // NEVER_SCANNED_SHARE
     for index, public_id in enumerate(public_ids):
+        app_id = new_id(rng)
         app = Application(
-            id=new_id(rng),
+            id=app_id,
             public_id=public_id,
             name=public_id.replace("-", " ").title().replace("Api", "API").replace("Ui", "UI"),
             organization_id=rng.choice(seeded_orgs).id,
+            application_tags=_tags(tagging, app_id, categories),
         )
         applications.append(app)
         stages: list[Stage] = []
@@ -209,9 +280,14 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
             continue
         known.add(public_id)
         extra_rng = random.Random(f"application:{config.seed}:{public_id}")
-        owner = organization_named(organization_name) if organization_name else seeded_orgs[0]
+        owner = tree.named(organization_name) if organization_name else seeded_orgs[0]
+        app_id = new_id(extra_rng)
         app = Application(
-            id=new_id(extra_rng), public_id=public_id, name=public_id, organization_id=owner.id
+            id=app_id,
+            public_id=public_id,
+            name=public_id,
+            organization_id=owner.id,
+            application_tags=[],
         )
         applications.append(app)
         reports[app.id] = _seed_reports(extra_rng, app.id, list(STAGES))
@@ -222,12 +298,38 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
             for report in history[:-1]:
                 report.scan_file_kept = keep_old
     return Portfolio(
-        organizations,
+        tree.organizations,
         applications,
         reports,
         random.Random(f"reports:{config.seed}"),
         config.purge_scan_files,
+        categories,
     )
+
+
+def _categories(seed: int) -> list[ApplicationCategory]:
+    rng = random.Random(f"category-ids:{seed}")
+    return [
+        ApplicationCategory(
+            id=new_id(rng),
+            name=name,
+            description=f"{name} applications",
+            color=colour,
+            organization_id=ROOT_ORGANIZATION_ID,
+        )
+        for name, colour, _ in CATEGORIES
+    ]
+
+
+def _tags(
+    rng: random.Random, application_id: str, categories: list[ApplicationCategory]
+) -> list[ApplicationTag]:
+    shares = {name: share for name, _, share in CATEGORIES}
+    return [
+        ApplicationTag(id=new_id(rng), tag_id=c.id, application_id=application_id)
+        for c in categories
+        if rng.random() < shares[c.name]
+    ]
 
 
 def _public_ids(rng: random.Random, count: int, reserved: set[str]) -> list[str]:

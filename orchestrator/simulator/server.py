@@ -122,6 +122,11 @@ class Simulator:
                     await self._listen()
             self._outage.active = False
 
+    def forget_statuses(self) -> int:
+        """Forget every promotion status, as a restart of a release that keeps them in memory
+        does; evaluations under way finish and leave their reports."""
+        return self.engine.forget_statuses()
+
     async def _scheduled_outage(self, after: float, seconds: float) -> None:
         await anyio.sleep(after)
         await self.outage(seconds)
