@@ -374,7 +374,9 @@ def test_the_example_manifest_exits_1_because_one_application_was_never_released
     not_completed = [r for r in document["results"] if r["status"] != "COMPLETED"]
     assert not_completed
     assert all(r["reason"] for r in not_completed)
-    assert any("No scan available to promote from stage release" in r["reason"] for r in not_completed)
+    assert any(
+        "No scan available to promote from stage release" in r["reason"] for r in not_completed
+    )
 
 
 def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:

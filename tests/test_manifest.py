@@ -1144,6 +1144,8 @@ def test_lines_are_numbered_as_an_editor_shows_them() -> None:
     """YAML also breaks lines at U+0085, U+2028 and U+2029; an editor does not, so neither do
     the line numbers of a manifest's problems."""
     assert problems("\x85\x850") == [(1, "", problems("0")[0][2])]
-    text = "version: 1\u2028\u2028\npromotions:\n  - applications: [a]\n    transitions: [{to: x}]\n"
+    text = (
+        "version: 1\u2028\u2028\npromotions:\n  - applications: [a]\n    transitions: [{to: x}]\n"
+    )
     lines = {line for line, _, _ in problems(text)}
     assert lines == {4}

@@ -514,3 +514,34 @@ async def test_a_post_sent_but_never_answered_is_sent_again_with_a_warning(
     assert resent["publicId"] == pid
     assert resent["sentAt"] == sent_at.isoformat()
     assert resent["log_level"] == "warning"
+
+
+async def test_a_resumed_promotion_whose_status_was_forgotten_is_found_not_resent(
+    simulator: Simulator,
+) -> None:
+    """The next morning the server answers 404 for last night's status URL: the report it
+    made is found in the history, and nothing is sent again."""
+    pid = simulator.portfolio.applications[0].public_id
+    async with session(simulator, manifest_text(([pid], [BUILD]))) as s:
+        before = datetime.now(UTC)
+        app_id = s.plan.work[0].target.application_id
+        submission = await s.client.promote_scan(
+            app_id, PromoteScanRequest(source_stage_id="build", target_stage_id="build")
+        )
+        while not (await s.client.promotion_status(submission.status_url)).final:  # noqa: ASYNC110 - polling is what is tested around
+            await anyio.sleep(0.01)
+        assert simulator.forget_statuses() == 1
+        simulator.stats.reset()
+        prior = {
+            s.keys()[0]: Prior(status_url=submission.status_url, attempts=1, submitted_at=before)
+        }
+        with capture_logs() as events:
+            results = await run(s.scheduler(prior=prior))
+    [result] = results
+    assert result.status is Outcome.COMPLETED
+    assert simulator.stats.requests_to("promote-scan") == 0
+    newest = simulator.portfolio.latest(app_id, Stage.BUILD)
+    assert newest is not None
+    assert result.report_data_url is not None
+    assert newest.report_id in result.report_data_url
+    assert [e["found"] for e in events if e["event"] == "promotion.status_lost"] == ["its report"]

@@ -244,7 +244,9 @@ class Scheduler:
         self, tracked: _Tracked, key: StepKey, bound: BoundLogger
     ) -> PromotionStatus:
         """Poll until a final status. A status the server forgot (404) is looked for in the
-        report history, and only when no report is there is the promotion sent once more."""
+        report history; when no report is there the promotion is sent once more, and should
+        that status be forgotten too, the report history is watched instead."""
+        first_sent = tracked.submitted_at
         resent = False
         while True:
             assert tracked.in_flight is not None
@@ -253,11 +255,17 @@ class Scheduler:
                     self.client, tracked.in_flight, self.strategy, tracked.target.public_id
                 )
             except NotFoundError:
-                if tracked.submitted_at is not None:
-                    done = await self._done_since(tracked, tracked.submitted_at)
+                if first_sent is not None:
+                    done = await self._done_since(tracked, first_sent)
                     if done is not None:
                         bound.info("promotion.status_lost", found="its report")
                         return done
+                if resent and first_sent is not None:
+                    bound.warning(
+                        "promotion.status_lost",
+                        action="lost again: watching the report history for its report",
+                    )
+                    return await self._watch_history(tracked, first_sent)
                 if resent:
                     raise
                 bound.warning(
@@ -267,6 +275,20 @@ class Scheduler:
                 )
                 resent = True
                 await self._submit(tracked, key, bound)
+                first_sent = first_sent or tracked.submitted_at
+
+    async def _watch_history(self, tracked: _Tracked, since: datetime) -> PromotionStatus:
+        """Ask the report history, at the poll strategy's offsets, until a report at the target
+        stage newer than ``since`` is there (the promotion's timeout bounds the wait)."""
+        assert tracked.in_flight is not None
+        in_flight = tracked.in_flight
+        for offset in self.strategy.offsets(tracked.target.public_id):
+            await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
+            in_flight.polls += 1
+            done = await self._done_since(tracked, since)
+            if done is not None:
+                return done
+        raise AssertionError("poll strategies yield without end")  # pragma: no cover
 
     async def _done_since(self, tracked: _Tracked, since: datetime) -> PromotionStatus | None:
         stage = tracked.step.transition.target_stage

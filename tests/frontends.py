@@ -1,0 +1,121 @@
+"""Small servers a test puts in front of the simulator, on 127.0.0.1, to change one thing.
+
+- :class:`Front` is a reverse proxy (a load balancer, a gateway) whose hook may answer a
+  request itself or rewrite the simulator's answer: a ``/policy`` that fails, an HTML page
+  with 200, a status word this version does not know, an odd row in a listing.
+- :class:`ForwardProxy` is an HTTP proxy, as ``HTTP_PROXY`` names one: it records what it was
+  asked and forwards it.
+
+Both stop with their ``async with`` block; neither reaches anything but the URL it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+FORWARDED = ("Authorization", "Content-Type", "Accept", "Cookie", "X-CSRF-TOKEN")
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What the simulator answered, for a hook to rewrite."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+Before = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+"""Answer a request in the simulator's place, or None to forward it."""
+After = Callable[[web.Request, Upstream], Upstream]
+"""Rewrite the simulator's answer."""
+
+
+async def _forward(request: web.Request, url: str) -> Upstream:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            request.method,
+            url,
+            headers={k: v for k, v in request.headers.items() if k in FORWARDED},
+            data=await request.read(),
+            allow_redirects=False,
+        ) as answer,
+    ):
+        return Upstream(answer.status, await answer.read(), answer.content_type)
+
+
+@asynccontextmanager
+async def _serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass(slots=True)
+class Front:
+    """A reverse proxy to ``upstream`` (the simulator's base URL), changed by the hooks."""
+
+    upstream: str
+    before: Before | None = None
+    after: After | None = None
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path and query) of every request, in order."""
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append((request.method, request.path_qs))
+        if self.before is not None:
+            answered = await self.before(request)
+            if answered is not None:
+                return answered
+        upstream = await _forward(request, self.upstream + request.path_qs.lstrip("/"))
+        if self.after is not None:
+            upstream = self.after(request, upstream)
+        return web.Response(
+            status=upstream.status, body=upstream.body, content_type=upstream.content_type
+        )
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[Front]:
+        async with _serve(self.handle) as url:
+            self.url = url
+            yield self
+
+
+@dataclass(slots=True)
+class ForwardProxy:
+    """An HTTP forward proxy: what clients ask it for (absolute URLs), it fetches."""
+
+    asked: list[str] = field(default_factory=list)
+    """Every absolute URL it was asked for."""
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        target = str(request.url)
+        self.asked.append(target)
+        upstream = await _forward(request, target)
+        return web.Response(
+            status=upstream.status, body=upstream.body, content_type=upstream.content_type
+        )
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[ForwardProxy]:
+        async with _serve(self.handle) as url:
+            self.url = url
+            yield self
