@@ -38,6 +38,9 @@ class Refusal(StrEnum):
     """404: :class:`~orchestrator.errors.NotFoundError`."""
     REJECTED = "rejected"
     """Any other 4xx: :class:`~orchestrator.errors.ServerError`, with the server's text."""
+    TLS = "tls"
+    """The TLS handshake failed (an untrusted certificate, a client certificate asked for):
+    :class:`~orchestrator.errors.UnreachableError`, at once."""
     FAILED = "failed"
     """A retryable failure that ran out of retries."""
 
@@ -86,6 +89,9 @@ STATUSES: Mapping[int, Meaning] = MappingProxyType(
 CONNECTION_LOST = OUTAGE
 """A connection refused, reset or timed out: the server may be away."""
 
+TLS_REFUSED = Meaning(refusal=Refusal.TLS, ends=Ends.RUN)
+"""A TLS handshake that failed: the same certificates fail again, so it is not retried."""
+
 NOT_JSON = RETRY
 """A 2xx answer that is not the JSON asked for (an HTML page from a proxy): try again."""
 
@@ -104,6 +110,8 @@ class Failure:
     detail: str = ""
     not_json: bool = False
     """A success status with an answer that is not JSON (see :data:`NOT_JSON`)."""
+    tls: bool = False
+    """The TLS handshake failed (see :data:`TLS_REFUSED`)."""
 
     @property
     def is_connection_error(self) -> bool:
@@ -142,6 +150,8 @@ class RetryPolicy:
         """What ``failure`` means, by the table."""
         if failure.not_json:
             return NOT_JSON
+        if failure.tls:
+            return TLS_REFUSED
         if failure.status is None:
             return CONNECTION_LOST
         found = self.statuses.get(failure.status)

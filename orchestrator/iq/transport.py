@@ -309,6 +309,8 @@ class Transport:
                     f"the answer to {request.what} is larger than {request.limit >> 20} MiB; "
                     "it was not read"
                 ) from None
+            except aiohttp.ClientSSLError as exc:
+                return Failure(status=None, detail=_describe(exc), tls=True)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Failure(status=None, detail=_describe(exc))
             if status >= 400:
@@ -362,6 +364,12 @@ def _refused(
             f"the user may not {what} (HTTP {status}{said}); grant it the needed role "
             "or leave this out",
             status=status,
+        )
+    if meaning.refusal is Refusal.TLS:
+        return UnreachableError(
+            f"TLS with {url.origin()} failed ({detail}): if the server's certificate is signed "
+            "by your own CA, give --ca-bundle, server.caBundle or REQUESTS_CA_BUNDLE; if it "
+            "asks for a client certificate, give server.clientCert and server.clientKey"
         )
     if meaning.refusal is Refusal.NOT_FOUND:
         return NotFoundError(detail or f"not found: {url.path}", status=status, url=str(url))

@@ -6,6 +6,7 @@ does, so nothing outlives the simulator.
 
 from __future__ import annotations
 
+import ssl
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -29,11 +30,18 @@ class Simulator:
     """``async with Simulator(config, port=0) as sim:`` serves IQ's API at ``sim.base_url``."""
 
     def __init__(
-        self, config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config or SimulatorConfig()
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
+        """Serve HTTPS with this context (its certificate, and whether it asks for clients')."""
         self.stats = SimulatorStats()
         self.portfolio: Portfolio = seed_portfolio(self.config)
         self._outage = Outage()
@@ -52,7 +60,8 @@ class Simulator:
     @property
     def base_url(self) -> str:
         """The server's URL, with the context path and a trailing slash."""
-        return f"http://{self._url_host}:{self.port}{self.config.prefix}/"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self._url_host}:{self.port}{self.config.prefix}/"
 
     @property
     def _url_host(self) -> str:
@@ -102,7 +111,9 @@ class Simulator:
 
     async def _listen(self) -> None:
         assert self._runner is not None
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
         await site.start()
         self._site = site
         self.port = site.port
