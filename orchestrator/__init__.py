@@ -38,10 +38,9 @@ from orchestrator.errors import (
 from orchestrator.firewall.summary import summarize
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.transport import ClientSettings, Credentials
-from orchestrator.manifest.model import Manifest, load_manifest, parse_manifest
+from orchestrator.manifest.model import Manifest, load_manifest, manifest_digest, parse_manifest
 from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.promote.control import RunControl
-from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.progress import ProgressSnapshot, ProgressTracker
 from orchestrator.render import RenderOutputs, write_outputs
 from orchestrator.report.baseline import BaselineComparison, compare

@@ -84,3 +84,12 @@ def threaded_simulator_factory() -> ThreadedSimulatorFactory:
             yield sim
 
     return start
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs keep their state under $XDG_STATE_HOME by default: a test's goes to a folder of
+    its own, never to the user's home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))

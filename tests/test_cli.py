@@ -426,7 +426,7 @@ def test_fail_on_a_report_with_severe_but_no_critical_violations(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--junit", "{report}"], "--junit {report} would overwrite --report"),
+        (["--junit", "{report}"], "--junit and --report both write {report}"),
         (["--html", "{out}", "--markdown", "{out}"], "--html and --markdown both write {out}"),
     ],
 )

@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 import orchestrator.manifest.model
 from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
-from orchestrator.manifest.model import Manifest, Transition, load_manifest, parse_manifest
+from orchestrator.manifest.model import (
+    Manifest,
+    Transition,
+    load_manifest,
+    manifest_digest,
+    parse_manifest,
+)
 
 jsonschema = importlib.import_module("jsonschema")  # untyped: no stubs among the dev dependencies
 
@@ -1149,3 +1155,41 @@ def test_lines_are_numbered_as_an_editor_shows_them() -> None:
     )
     lines = {line for line, _, _ in problems(text)}
     assert lines == {4}
+
+
+MEANING = """\
+version: 1
+concurrency: 4
+promotions:
+  - applications: [a, b]
+    transitions: [{from: build, to: release}]
+"""
+
+
+@pytest.mark.parametrize(
+    "same",
+    [
+        MEANING.replace("version: 1", "# nightly\nversion: 1"),
+        MEANING.replace("concurrency: 4", "concurrency: 9\npolling: {initialInterval: 2}"),
+        MEANING.replace("[a, b]", "\n      - 'a'\n      - \"b\""),
+        MEANING.replace("{from: build, to: release}", "{to: release, from: build}"),
+        "x-common: &t {from: build, to: release}\n"
+        + MEANING.replace("{from: build, to: release}", "*t"),
+    ],
+    ids=["comment", "settings", "quoting", "key-order", "anchor"],
+)
+def test_what_a_manifest_means_survives_edits_that_change_no_step(same: str) -> None:
+    assert manifest_digest(parse(same)) == manifest_digest(parse(MEANING))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        MEANING.replace("[a, b]", "[b, a]"),
+        MEANING.replace("to: release", "to: operate"),
+        MEANING.replace("[a, b]", "[a, b, c]"),
+    ],
+    ids=["order", "target", "application"],
+)
+def test_what_a_manifest_means_changes_with_its_steps(other: str) -> None:
+    assert manifest_digest(parse(other)) != manifest_digest(parse(MEANING))

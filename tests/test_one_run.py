@@ -80,7 +80,9 @@ def test_run_from_python_writes_what_the_command_writes(
         with threaded_simulator_factory(seed=7) as sim:
             manifest = manifest_for(sim, folder / "nightly.yaml")
             report = folder / "report.json"
+            state = folder / "state"
             options = ["--fail-on", "severe", "--report", str(report), "--no-baseline"]
+            options += ["--state-dir", str(state)]
             if way == "cli":
                 result = CliRunner().invoke(
                     main,
@@ -95,12 +97,13 @@ def test_run_from_python_writes_what_the_command_writes(
                     report=report,
                     fail_on="severe",
                     no_baseline=True,
+                    state_dir=state,
                     env=CREDENTIALS,
                 )
                 code = anyio.run(run, request).exit_code or 0
         document = json.loads(report.read_text(encoding="utf-8"))
         assert document["exitCode"] == code
-        kept = folder / ".iq-promote-state" / "reports" / "nightly.json"
+        kept = state / "reports" / "nightly.json"
         assert json.loads(kept.read_text(encoding="utf-8")) == document
         outputs[way] = steady(document)
     assert outputs["cli"]["manifest"].endswith("nightly.yaml")

@@ -17,7 +17,6 @@ from orchestrator.cli.progress import show_progress
 from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
 from orchestrator.promote.events import StepKey
-from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.promote.progress import ProgressSnapshot, ProgressTracker, log_progress
 from orchestrator.report.results import Outcome
@@ -215,7 +214,6 @@ def _config(sim: Simulator, public_ids: list[str], tracker: ProgressTracker) -> 
     return RunConfig(
         manifest=parse_manifest(text, source="progress.yaml", env={}),
         manifest_path="progress.yaml",
-        manifest_digest=manifest_digest(text),
         client=ClientSettings(sim.base_url, Credentials("admin", "admin123")),
         concurrency=2,
         handle_signals=False,

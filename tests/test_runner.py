@@ -20,7 +20,6 @@ from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
-from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.report.results import Outcome, ViolationCounts
 from orchestrator.report.run_report import RunReport
@@ -46,7 +45,6 @@ def config_for(
     fields: dict[str, Any] = {
         "manifest": manifest,
         "manifest_path": "test.yaml",
-        "manifest_digest": manifest_digest(manifest_text),
         "client": ClientSettings(
             base_url=sim.base_url,
             credentials=Credentials("admin", password),

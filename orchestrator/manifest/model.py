@@ -7,6 +7,8 @@ problem found, each with its file, line and field. ``docs/manifest.md`` is the r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -408,6 +410,21 @@ class Manifest(ManifestModel):
     def json_schema(cls) -> dict[str, Any]:
         """The JSON Schema of a manifest, by YAML key, for editors and ``iq-promote schema``."""
         return {"$schema": SCHEMA_URI, **cls.model_json_schema(by_alias=True)}
+
+
+_NOT_MEANING = frozenset(
+    {"server", "concurrency", "polling", "promotion_timeout", "repository_results", "webhook"}
+)
+"""Settings that change how a run goes, not which steps it has: a resume survives them."""
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """What a manifest means, for ``--resume``: its steps, normalised. Comments, layout,
+    quoting, anchors and settings such as concurrency or polling leave it the same, so an
+    edit to any of those still resumes; a changed entry or transition does not."""
+    meaning = manifest.model_dump(mode="json", exclude=set(_NOT_MEANING))
+    text = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # --- Reading -----------------------------------------------------------------------------

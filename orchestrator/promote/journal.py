@@ -6,11 +6,15 @@ answer was never recorded (those in the air at that instant) and follows every o
 accepted promotion by its status URL. SQLite in WAL mode makes each record durable against
 the process dying; the journal also keeps evaluation times, the history that lets later
 nights poll closer to when evaluations finish.
+
+The journal is private state (0600, never opened through a symlink). A write that fails
+during a run (a full disk) does not stop the run: the journal says so once and stops
+recording, so the run still finishes and writes its report, only without a resume point.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import structlog
+
 from orchestrator.errors import UsageError
+from orchestrator.files import check_private_file, open_private
 from orchestrator.promote.events import Prior, StepKey
 from orchestrator.report.results import Outcome, PromotionResult
 
@@ -63,9 +70,19 @@ CREATE INDEX IF NOT EXISTS durations_by_app ON durations (public_id, recorded_at
 """
 
 
-def manifest_digest(text: str) -> str:
-    """What identifies a manifest for ``--resume``: a run resumes only the same text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+log = structlog.get_logger("orchestrator.promote")
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    """The latest run of a manifest, when it did not finish deciding every step."""
+
+    run_id: int
+    digest: str
+    """What the manifest meant then (:func:`orchestrator.manifest.model.manifest_digest`)."""
+    started_at: datetime
+    undecided: int
+    """Steps it had not decided when it stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +104,9 @@ class Journal:
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for part in ("", "-wal", "-shm"):
+            check_private_file(self.path.with_name(self.path.name + part))
+        os.close(open_private(self.path, os.O_RDWR | os.O_CREAT))
         try:
             db = sqlite3.connect(self.path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
@@ -98,6 +118,7 @@ class Journal:
                 f"the journal {self.path} cannot be used ({exc}); move it aside to start afresh"
             ) from exc
         self._db = db
+        self.failure: str | None = None
         return self
 
     def __exit__(
@@ -126,34 +147,72 @@ class Journal:
         self.run_id = int(cursor.lastrowid or 0)
         return self.run_id
 
-    def resume_point(self, manifest: str, digest: str) -> ResumePoint | None:
-        """The last run of ``manifest`` that did not complete, if it is the latest run of it."""
-        row = self.db.execute(
+    def unfinished(self, manifest: str) -> Unfinished | None:
+        """The latest run of ``manifest``, if it stopped before deciding every step."""
+        row = self._read(
             "SELECT id, manifest_digest, started_at, complete FROM runs WHERE manifest = ? "
             "ORDER BY id DESC LIMIT 1",
             (manifest,),
         ).fetchone()
         if row is None or row[3]:
             return None
-        run_id, old_digest, started_at, _ = row
-        if old_digest != digest:
+        run_id, digest, started_at, _ = row
+        (decided,) = self._read(
+            "SELECT COUNT(*) FROM steps WHERE run_id = ? AND outcome IS NOT NULL "
+            "AND outcome != 'CANCELLED'",
+            (run_id,),
+        ).fetchone()
+        (seen,) = self._read("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()
+        return Unfinished(run_id, digest, datetime.fromisoformat(started_at), seen - decided)
+
+    def resume(self, unfinished: Unfinished) -> ResumePoint:
+        """Continue ``unfinished``: what each of its steps got to."""
+        self.run_id = unfinished.run_id
+        return ResumePoint(unfinished.run_id, unfinished.started_at, self._prior(unfinished.run_id))
+
+    def abandon(self, unfinished: Unfinished) -> None:
+        """Give up ``unfinished`` (what its manifest meant has changed): it will not be resumed."""
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, complete = 1 WHERE id = ?",
+            (_now(), unfinished.run_id),
+        )
+
+    def resume_point(self, manifest: str, digest: str) -> ResumePoint | None:
+        """The last run of ``manifest``, if it did not complete and meant what ``digest`` says;
+        a run whose manifest meant something else is refused."""
+        unfinished = self.unfinished(manifest)
+        if unfinished is None:
+            return None
+        if unfinished.digest != digest:
             raise UsageError(
                 "the manifest changed since the interrupted run; resuming it could promote "
                 "the wrong things: run without --resume to start afresh"
             )
-        self.run_id = run_id
-        return ResumePoint(run_id, datetime.fromisoformat(started_at), self._prior(run_id))
+        return self.resume(unfinished)
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"the journal {self.path} cannot be read ({exc}); move it aside to start afresh"
+            ) from exc
 
     def _prior(self, run_id: int) -> dict[StepKey, Prior]:
         prior: dict[StepKey, Prior] = {}
-        rows = self.db.execute(
+        rows = self._read(
             "SELECT entry_index, transition_index, public_id, status_url, attempts, "
             "submitted_at, intended_at, result FROM steps WHERE run_id = ?",
             (run_id,),
-        )
+        ).fetchall()
         for entry, transition, public_id, url, attempts, submitted, intended, result in rows:
             key = (entry, transition, public_id)
-            decided = PromotionResult.model_validate_json(result) if result else None
+            try:
+                decided = PromotionResult.model_validate_json(result) if result else None
+            except ValueError as exc:
+                # A damaged row: what it decided is unknown, so it is not kept as decided.
+                log.warning("journal.row_unreadable", step=list(key), error=str(exc)[:200])
+                decided = None
             if decided is not None and not decided.resumable:
                 prior[key] = Prior(result=decided)
             elif url is None and intended is not None and decided is None:
@@ -172,11 +231,15 @@ class Journal:
         """Mark the run complete unless it stopped before deciding something (then it can
         be resumed)."""
         complete = not any(r.resumable for r in results)
-        self.db.execute(
+        self._write(
             "UPDATE runs SET finished_at = ?, complete = ? WHERE id = ?",
             (datetime.now(UTC).isoformat(), int(complete), self._run()),
         )
-        self._prune()
+        if self.failure is None:
+            try:
+                self._prune()
+            except sqlite3.Error as exc:
+                log.warning("journal.prune_failed", error=str(exc))
 
     def _prune(self) -> None:
         """A nightly job runs for years: keep what resuming and polling need, not every night."""
@@ -200,17 +263,34 @@ class Journal:
 
     # --- the scheduler's Listener ----------------------------------------------------------
 
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        """Record, unless recording already failed: a journal that cannot be written (a full
+        disk, a folder made read-only) must not stop the run, whose report is still written."""
+        if self.failure is not None:
+            return
+        try:
+            self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            self.failure = str(exc)
+            log.error(  # noqa: TRY400 - said in words; a traceback adds nothing
+                "journal.unwritable",
+                path=str(self.path),
+                error=self.failure,
+                consequence="the run goes on and writes its report, but this run cannot be "
+                "resumed: free space in the state directory before the next run",
+            )
+
     def intent(self, key: StepKey) -> None:
         """A POST is about to go: should the process die before its answer is recorded, a
         resume knows the server may have accepted it."""
-        self.db.execute(
+        self._write(
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, intended_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET intended_at = excluded.intended_at",
             (self._run(), *key, _now()),
         )
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
             "attempts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET status_url = excluded.status_url, "
@@ -220,7 +300,7 @@ class Journal:
         )
 
     def finished(self, key: StepKey, result: PromotionResult) -> None:
-        self.db.execute(
+        self._write(
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
             "attempts, outcome, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO UPDATE SET outcome = excluded.outcome, result = excluded.result, "
@@ -235,7 +315,7 @@ class Journal:
             ),
         )
         if result.status is Outcome.COMPLETED and result.evaluation_seconds is not None:
-            self.db.execute(
+            self._write(
                 "INSERT INTO durations VALUES (?, ?, ?, ?)",
                 (key[2], result.target_stage_id, result.evaluation_seconds, _now()),
             )

@@ -11,8 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
 
-from orchestrator.errors import UsageError
-from orchestrator.files import atomic_write_text
+from orchestrator.files import atomic_write_text, check_outputs
 from orchestrator.render.html import render_html
 from orchestrator.render.junit import render_junit
 from orchestrator.render.markdown import render_markdown
@@ -62,18 +61,17 @@ def _render(name: str, report: RunReport, path: Path) -> str:
     return RENDERERS[name](report)
 
 
-def check_output_paths(outputs: RenderOutputs, inputs: Mapping[str, Path]) -> None:
-    """Refuse, before any work, to overwrite an input (named by its option, e.g. --report)
-    or to write two formats to one file."""
-    taken = {path.resolve(): name for name, path in inputs.items()}
-    seen: dict[Path, str] = {}
-    for name, path in outputs.items():
-        where = path.resolve()
-        if where in taken:
-            raise UsageError(f"--{name} {path} would overwrite {taken[where]}; choose another path")
-        if where in seen:
-            raise UsageError(f"--{name} and --{seen[where]} both write {path}; choose two paths")
-        seen[where] = name
+def check_output_paths(
+    outputs: RenderOutputs,
+    inputs: Mapping[str, Path],
+    *,
+    also: Mapping[str, Path] | None = None,
+    protected: Mapping[str, Path] | None = None,
+) -> None:
+    """Refuse, before any work, renderings (and ``also``, such as ``--report``) that would
+    overwrite an input, share a file, fall inside a protected folder or cannot be written."""
+    chosen = dict(also or {}) | {f"--{name}": path for name, path in outputs.items()}
+    check_outputs(chosen, inputs, protected)
 
 
 def write_outputs(report: RunReport, outputs: RenderOutputs) -> list[Path]:

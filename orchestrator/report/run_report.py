@@ -108,9 +108,10 @@ class RunReport(ResultModel):
         return cls.model_json_schema(by_alias=True, mode="serialization")
 
 
-def write_report(report: RunReport, path: Path) -> None:
-    """Write the report atomically: readers see the previous report or this one, never half."""
-    atomic_write_text(path, report.to_json())
+def write_report(report: RunReport, path: Path, *, private: bool = False) -> None:
+    """Write the report atomically: readers see the previous report or this one, never half.
+    Its mode follows the umask, unless it is ``private`` state (0600)."""
+    atomic_write_text(path, report.to_json(), private=private)
 
 
 def load_report(path: Path) -> RunReport:

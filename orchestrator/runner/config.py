@@ -28,9 +28,10 @@ class RunConfig:
     manifest: Manifest
     manifest_path: str
     """The manifest as the report names it."""
-    manifest_digest: str
-    """What identifies the manifest for ``--resume``."""
-    client: ClientSettings | None
+    manifest_id: str | None = None
+    """What the journal knows the manifest by (its real path, however it was written);
+    ``manifest_path`` by default."""
+    client: ClientSettings | None = None
     """Where the server is and how to talk to it; None runs against the embedded simulator,
     seeded with what the manifest names."""
     concurrency: int | Literal["auto"] = defaults.CONCURRENCY
@@ -61,6 +62,10 @@ class RunConfig:
     and from the evaluation times the journal kept of earlier ones."""
     progress: ProgressTracker | None = None
     """Told of every state change, for a progress display."""
+
+    @property
+    def journal_id(self) -> str:
+        return self.manifest_id or self.manifest_path
 
     @property
     def wants_results(self) -> bool | None:

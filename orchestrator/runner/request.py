@@ -18,7 +18,6 @@ from orchestrator import defaults
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest, load_manifest
-from orchestrator.promote.journal import manifest_digest
 from orchestrator.promote.polling import PollStrategy
 from orchestrator.promote.progress import ProgressTracker
 from orchestrator.render import RenderOutputs, check_output_paths
@@ -26,10 +25,7 @@ from orchestrator.report.gate import Threshold
 from orchestrator.report.run_report import load_report
 from orchestrator.runner.config import RunConfig
 from orchestrator.runner.connection import client_settings
-from orchestrator.runner.state_dir import Baseline, StateDir
-
-STATE_DIR_NAME = ".iq-promote-state"
-"""The state directory's name, beside the report unless --state-dir says otherwise."""
+from orchestrator.runner.state_dir import Baseline, StateDir, default_state_dir
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,16 +68,25 @@ class RunRequest:
 
 def resolve(request: RunRequest) -> RunConfig:
     """The run's configuration; raises ManifestError or UsageError (exit 2) for anything wrong
-    that can be known before the first request, so that nothing is sent."""
+    that can be known before the first request, so that nothing is sent: the manifest, the
+    credentials' form, the state directory, and every output path."""
     env = os.environ if request.env is None else request.env
     manifest = load_manifest(request.manifest, env=env)
     report_path = request.report or Path("reports") / f"{request.manifest.stem}.json"
-    inputs = {"--report": report_path} | (
+    state = StateDir(
+        request.state_dir or default_state_dir(request.manifest, env), request.manifest.stem
+    )
+    inputs = {"the manifest": request.manifest} | (
         {"--baseline": request.baseline} if request.baseline else {}
     )
-    check_output_paths(request.outputs, inputs)
-    state_path = request.state_dir or report_path.parent / STATE_DIR_NAME
-    state = StateDir(state_path, request.manifest.stem)
+    check_output_paths(
+        request.outputs,
+        inputs,
+        also={"--report": report_path},
+        protected={"the state directory": state.path},
+    )
+    if not request.dry_run:
+        state.prepare()
     baseline = None
     if not request.no_baseline:
         baseline = (
@@ -93,7 +98,7 @@ def resolve(request: RunRequest) -> RunConfig:
     return RunConfig(
         manifest=manifest,
         manifest_path=str(request.manifest),
-        manifest_digest=manifest_digest(request.manifest.read_text(encoding="utf-8")),
+        manifest_id=str(request.manifest.resolve()),
         client=None if request.simulate else _settings(request, manifest, env),
         concurrency=concurrency,
         promotion_timeout=request.promotion_timeout or manifest.promotion_timeout,

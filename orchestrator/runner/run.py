@@ -20,6 +20,7 @@ import anyio
 import structlog
 
 from orchestrator.errors import ExitCode, sole_error
+from orchestrator.manifest.model import manifest_digest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.signals import watch_signals
@@ -61,13 +62,10 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
         resume: ResumePoint | None = None
         if state is not None:
             journal = stack.enter_context(state.held())
-            if config.resume:
-                resume = journal.resume_point(config.manifest_path, config.manifest_digest)
-                if resume is None:
-                    log.info("run.nothing_to_resume", manifest=config.manifest_path)
+            resume = _resume_point(journal, config)
         started = resume.started_at if resume else datetime.now(UTC)
         if journal is not None and resume is None:
-            journal.begin(config.manifest_path, config.manifest_digest, started)
+            journal.begin(config.journal_id, manifest_digest(config.manifest), started)
         clock = time.monotonic()
         try:
             async with (
@@ -86,6 +84,38 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
     if resume is not None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
     return _report(config, executed, started, elapsed)
+
+
+def _resume_point(journal: Journal, config: RunConfig) -> ResumePoint | None:
+    """Where to resume, if asked and possible. A resume after an edit that changed what the
+    manifest means starts afresh, saying what it abandoned, rather than failing every night;
+    a run without --resume that finds an unfinished one says how to continue it."""
+    unfinished = journal.unfinished(config.journal_id)
+    if unfinished is None:
+        if config.resume:
+            log.info("run.nothing_to_resume", manifest=config.manifest_path)
+        return None
+    started = unfinished.started_at.isoformat()
+    if not config.resume:
+        log.warning(
+            "run.unfinished_found",
+            startedAt=started,
+            undecided=unfinished.undecided,
+            message="an interrupted run of this manifest has undecided steps; this run starts "
+            "afresh and sends them again. --resume continues the interrupted run instead",
+        )
+        return None
+    if unfinished.digest != manifest_digest(config.manifest):
+        log.warning(
+            "run.resume_abandoned",
+            startedAt=started,
+            undecided=unfinished.undecided,
+            message="the manifest's entries or transitions changed since the interrupted run, "
+            "so its steps may mean other things now: starting afresh instead of resuming",
+        )
+        journal.abandon(unfinished)
+        return None
+    return journal.resume(unfinished)
 
 
 def _state(config: RunConfig) -> StateDir | None:

@@ -1,0 +1,356 @@
+"""Files and state a night can meet: outputs that cannot be written, found before anything is
+sent; outputs that would overwrite an input or land in the state directory; a state directory
+someone else prepared (symlinks, another owner, writable by others); file modes; a deleted
+lock file; the kept baseline; and a resume after an edit. Real files, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import structlog
+from click.testing import CliRunner, Result
+from sample_reports import result
+
+from orchestrator.cli.main import main
+from orchestrator.errors import LockedError
+from orchestrator.promote.journal import Journal
+from orchestrator.promote.lock import StateLock
+from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport, Summary
+from orchestrator.runner.state_dir import StateDir, default_state_dir
+from orchestrator.simulator import Simulator
+
+ThreadedSimulatorFactory = Callable[..., AbstractContextManager[Simulator]]
+CREDENTIALS = {"IQ_USERNAME": "admin", "IQ_PASSWORD": "admin123"}
+FAST = "polling: {initialInterval: 0.02, maxInterval: 0.1}\n"
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def manifest(path: Path, apps: list[str], transition: str = "{from: build, to: build}") -> Path:
+    path.write_text(
+        f"version: 1\n{FAST}promotions:\n  - applications: [{', '.join(apps)}]\n"
+        f"    transitions: [{transition}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(sim: Simulator, path: Path, *args: str | Path) -> Result:
+    return CliRunner().invoke(
+        main,
+        ["run", str(path), "--server-url", sim.base_url, "--log-format", "json", *map(str, args)],
+        env=CREDENTIALS,
+    )
+
+
+def events(result: Result) -> list[dict[str, object]]:
+    found = []
+    for line in result.stderr.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def sim(threaded_simulator_factory: ThreadedSimulatorFactory) -> Iterator[Simulator]:
+    with threaded_simulator_factory() as served:
+        yield served
+
+
+def scanned(sim: Simulator, count: int) -> list[str]:
+    return [a.public_id for a in sim.portfolio.applications[:count]]
+
+
+# --- outputs that cannot be written ---------------------------------------------------------
+
+UNWRITABLE = ["/proc/iq-promote/out.txt", "{file}/below-a-file.txt"]
+
+
+@pytest.mark.parametrize("option", ["--report", "--html", "--junit", "--markdown", "--metrics"])
+@pytest.mark.parametrize("where", UNWRITABLE, ids=["proc", "under-a-file"])
+def test_an_output_that_cannot_be_written_is_exit_2_before_anything_is_sent(
+    sim: Simulator, tmp_path: Path, option: str, where: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    path = where.format(file=a_file)
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 2))
+    other: list[str | Path] = [] if option == "--report" else ["--report", tmp_path / "r.json"]
+    result = run(sim, given, option, path, *other, "--state-dir", tmp_path / "state")
+    assert result.exit_code == 2, result.stderr
+    assert path in result.stderr
+    assert "cannot be written" in result.stderr
+    assert sim.stats.total_requests == 0, "nothing is sent"
+
+
+@pytest.mark.parametrize("where", ["/proc/iq-promote-state", "{file}/state"])
+def test_a_state_directory_that_cannot_be_made_is_exit_2_before_anything_is_sent(
+    sim: Simulator, tmp_path: Path, where: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    path = where.format(file=a_file)
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", path)
+    assert result.exit_code == 2, result.stderr
+    assert path in result.stderr
+    assert sim.stats.total_requests == 0
+
+
+def test_an_output_naming_an_input_or_the_state_directory_is_refused(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state = tmp_path / "state"
+    before = given.read_text(encoding="utf-8")
+    cases: list[list[str | Path]] = [
+        ["--report", given],
+        ["--report", tmp_path / "r.json", "--html", given],
+        ["--report", state / "journal.sqlite3"],
+        ["--report", tmp_path / "r.json", "--markdown", state / "reports" / "m.json"],
+    ]
+    for options in cases:
+        result = run(sim, given, *options, "--state-dir", state)
+        assert result.exit_code == 2, result.stderr
+        assert "overwrite the manifest" in result.stderr or "inside the state directory" in (
+            result.stderr
+        )
+    assert given.read_text(encoding="utf-8") == before
+    assert sim.stats.total_requests == 0
+
+
+# --- the state directory ----------------------------------------------------------------------
+
+
+def test_the_default_state_directory_does_not_depend_on_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = manifest(tmp_path / "nightly.yaml", ["a"])
+    link = tmp_path / "elsewhere" / "link.yaml"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    env = {"XDG_STATE_HOME": str(tmp_path / "xdg")}
+    absolute = default_state_dir(target, env)
+    monkeypatch.chdir(tmp_path)
+    assert default_state_dir(Path("nightly.yaml"), env) == absolute
+    assert default_state_dir(Path("elsewhere/../nightly.yaml"), env) == absolute
+    assert default_state_dir(link, env) == absolute
+    assert absolute.is_relative_to(tmp_path / "xdg" / "iq-promote")
+    assert absolute.name.startswith("nightly-")
+    (tmp_path / "other").mkdir()
+    other = manifest(tmp_path / "other" / "nightly.yaml", ["a"])
+    assert default_state_dir(other, env) != absolute, "two manifests of one name differ"
+
+
+def test_a_run_from_another_folder_finds_the_same_state(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = manifest(tmp_path / "nightly.yaml", scanned(sim, 1))
+    monkeypatch.chdir(tmp_path)
+    first = run(sim, Path("nightly.yaml"), "--report", tmp_path / "r1.json")
+    assert first.exit_code == 0, first.stderr
+    monkeypatch.chdir("/")
+    second = run(sim, given, "--report", tmp_path / "r2.json")
+    assert second.exit_code == 0, second.stderr
+    document = json.loads((tmp_path / "r2.json").read_text(encoding="utf-8"))
+    assert document["baseline"] is not None, "the second found the first's kept report"
+
+
+def test_state_is_private_and_reports_follow_the_umask(sim: Simulator, tmp_path: Path) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state, report = tmp_path / "state", tmp_path / "out" / "r.json"
+    previous = os.umask(0o027)
+    try:
+        result = run(
+            sim, given, "--report", report, "--state-dir", state, "--html", tmp_path / "r.html"
+        )
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.stderr
+    assert mode(state) == 0o700
+    assert mode(state / "journal.sqlite3") == 0o600
+    assert mode(state / "reports" / "m.json") == 0o600
+    assert mode(report) == 0o640
+    assert mode(tmp_path / "r.html") == 0o640
+
+
+def test_a_planted_symlink_in_the_state_directory_is_refused_and_its_target_untouched(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    for planted in ("run.lock", "journal.sqlite3", "journal.sqlite3-wal"):
+        state = tmp_path / f"state-{planted}"
+        state.mkdir(mode=0o700)
+        (state / planted).symlink_to(victim)
+        result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state)
+        assert result.exit_code == 2, (planted, result.stderr)
+        assert "symlink" in result.stderr
+        assert victim.read_text(encoding="utf-8") == "precious"
+    assert sim.stats.requests_to("promote-scan") == 0
+
+
+def test_a_state_directory_writable_by_others_is_refused(sim: Simulator, tmp_path: Path) -> None:
+    state = tmp_path / "shared"
+    state.mkdir()
+    state.chmod(0o777)
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state)
+    assert result.exit_code == 2
+    assert "chmod 700" in result.stderr
+    assert sim.stats.total_requests == 0
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a folder to another user")
+def test_a_state_directory_of_another_user_is_refused(sim: Simulator, tmp_path: Path) -> None:
+    state = tmp_path / "theirs"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state)
+    assert result.exit_code == 2
+    assert "another user" in result.stderr
+
+
+def test_deleting_the_lock_file_frees_nothing(tmp_path: Path) -> None:
+    with StateLock(tmp_path):
+        (tmp_path / "run.lock").unlink()
+        with pytest.raises(LockedError):
+            StateLock(tmp_path).__enter__()
+
+
+# --- the kept baseline --------------------------------------------------------------------
+
+
+def _report(results: int, *, stopped: str | None = None) -> RunReport:
+    made = [result(f"app-{n}", Outcome.COMPLETED) for n in range(results)]
+    now = datetime.now(UTC)
+    return RunReport(
+        started_at=now,
+        finished_at=now,
+        duration_seconds=1.0,
+        server_url="http://iq/",
+        manifest="m.yaml",
+        summary=Summary.of(made),
+        results=made,
+        stopped=stopped,
+    )
+
+
+def test_only_a_complete_run_replaces_the_kept_baseline(tmp_path: Path) -> None:
+    state = StateDir(tmp_path / "state", "m")
+    state.prepare()
+    assert state.keep(_report(3))
+    kept = state.kept_report.read_text(encoding="utf-8")
+    assert not state.keep(_report(0)), "an empty run is no baseline"
+    assert not state.keep(_report(2, stopped="stopped by SIGTERM"))
+    assert state.kept_report.read_text(encoding="utf-8") == kept
+
+
+# --- resuming ----------------------------------------------------------------------------
+
+
+def interrupted(state: Path, manifest_path: Path, digest_of: Path) -> datetime:
+    """A journal holding an unfinished run of ``manifest_path`` that meant what
+    ``digest_of`` means, as a killed run leaves it."""
+    from orchestrator.manifest.model import load_manifest, manifest_digest
+
+    started = datetime(2026, 11, 30, 2, 30, tzinfo=UTC)
+    state.mkdir(mode=0o700, exist_ok=True)
+    with Journal(state) as journal:
+        journal.begin(
+            str(manifest_path.resolve()), manifest_digest(load_manifest(digest_of)), started
+        )
+    return started
+
+
+def test_a_resume_survives_an_edit_that_changes_no_step(sim: Simulator, tmp_path: Path) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 2))
+    started = interrupted(tmp_path / "state", given, given)
+    given.write_text("# tonight: a comment\n" + given.read_text(encoding="utf-8"), encoding="utf-8")
+    result = run(
+        sim, given, "--resume", "--report", tmp_path / "r.json", "--state-dir", tmp_path / "state"
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert document["startedAt"].startswith(started.isoformat()[:19]), "the same run, resumed"
+
+
+def test_a_resume_after_a_change_of_steps_starts_afresh_saying_so(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    old = manifest(tmp_path / "old.yaml", scanned(sim, 2))
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 3))
+    interrupted(tmp_path / "state", given, old)
+    result = run(
+        sim, given, "--resume", "--report", tmp_path / "r.json", "--state-dir", tmp_path / "state"
+    )
+    assert result.exit_code == 0, result.stderr
+    [warning] = [e for e in events(result) if e["event"] == "run.resume_abandoned"]
+    assert warning["startedAt"] == "2026-11-30T02:30:00+00:00"
+    again = run(
+        sim, given, "--resume", "--report", tmp_path / "r2.json", "--state-dir", tmp_path / "state"
+    )
+    assert again.exit_code == 0
+    assert not [e for e in events(again) if e["event"] == "run.resume_abandoned"]
+
+
+def test_a_plain_run_after_an_interrupted_one_suggests_resume(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    interrupted(tmp_path / "state", given, given)
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", tmp_path / "state")
+    assert result.exit_code == 0
+    [found] = [e for e in events(result) if e["event"] == "run.unfinished_found"]
+    assert "--resume" in str(found["message"])
+
+
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def test_the_same_manifest_written_differently_resumes_the_same_run(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    started = interrupted(tmp_path / "state", given, given)
+    with _cwd(tmp_path / "state"):
+        result = run(
+            sim,
+            Path("../m.yaml"),
+            "--resume",
+            "--report",
+            tmp_path / "r.json",
+            "--state-dir",
+            tmp_path / "state",
+        )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert document["startedAt"].startswith(started.isoformat()[:19])
