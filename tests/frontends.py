@@ -75,11 +75,11 @@ class Front:
     before: Before | None = None
     after: After | None = None
     seen: list[tuple[str, str]] = field(default_factory=list)
-    """(method, path and query) of every request, in order."""
+    """(method, raw path and query, as sent) of every request, in order."""
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append((request.method, request.path_qs))
+        self.seen.append((request.method, request.raw_path))
         if self.before is not None:
             answered = await self.before(request)
             if answered is not None:

@@ -7,7 +7,8 @@ import json
 
 import structlog
 
-from orchestrator.logs import REDACTED, SecretScrubber, configure_logging
+from orchestrator.logs import configure_logging
+from orchestrator.secrets import REDACTED, SecretScrubber
 
 
 def test_scrubber_replaces_secret_values_anywhere() -> None:
@@ -31,7 +32,7 @@ def test_scrubber_replaces_secret_values_anywhere() -> None:
 def test_configured_json_logs_are_scrubbed() -> None:
     stream = io.StringIO()
     configure_logging(level="info", fmt="json", stream=stream)
-    from orchestrator.logs import SCRUBBER
+    from orchestrator.secrets import SCRUBBER
 
     SCRUBBER.add("s3cr3t-pw")
     structlog.get_logger("t").info("evt", detail="password is s3cr3t-pw")

@@ -17,6 +17,7 @@ import orchestrator.manifest.model
 from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
 from orchestrator.manifest.model import (
+    MAX_MANIFEST_BYTES,
     Manifest,
     Transition,
     load_manifest,
@@ -152,21 +153,72 @@ def test_the_model_is_frozen() -> None:
         manifest.concurrency = 3  # type: ignore[misc]
 
 
-def test_quoted_version_and_numeric_ids_are_read_as_meant() -> None:
+def test_quoted_numeric_ids_are_read_as_written() -> None:
     manifest = parse(
         """\
         version: "1"
         promotions:
-          - applications: [1234, payments-api]
-            transitions: [{scanId: 12345678901234567890123456789012, to: release}]
-          - organization: 2024
+          - applications: ["012", '3.10']
+            transitions: [{from: build, to: release}]
+          - organization: "2024"
             transitions: [{from: build, to: build}]
-        """.replace("[1234, payments-api]", "[1234]")
+          - applications: ['0012']
+            transitions: [{scanId: "12345678901234567890123456789012", to: release}]
+        """
     )
     assert manifest.version == 1
-    assert manifest.promotions[0].applications == ("1234",)
-    assert manifest.promotions[0].transitions[0].scan_id == "12345678901234567890123456789012"
+    assert manifest.promotions[0].applications == ("012", "3.10")
     assert manifest.promotions[1].organization == "2024"
+    assert manifest.promotions[2].transitions[0].scan_id == "12345678901234567890123456789012"
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("012", "YAML reads 012 as 10: write it in quotes, '012'"),
+        ("3.10", "YAML reads 3.10 as 3.1: write it in quotes, '3.10'"),
+        ("on", "YAML reads on as true: write it in quotes, 'on'"),
+        ("1234", "YAML reads 1234 as a number, not as text: write it in quotes, '1234'"),
+    ],
+)
+def test_unquoted_ids_that_yaml_reads_as_numbers_are_refused(written: str, message: str) -> None:
+    """Another application would be promoted: 012 is 10 to YAML, 3.10 is 3.1."""
+    assert problems(
+        f"""\
+        version: 1
+        promotions:
+          - applications: [payments-api, {written}]
+            transitions: [{{from: build, to: build}}]
+        """
+    ) == [(3, "promotions[0].applications[1]", message)]
+
+
+def test_an_unquoted_numeric_organization_or_scan_id_is_refused() -> None:
+    found = problems(
+        """\
+        version: 1
+        promotions:
+          - organization: 2024
+            transitions: [{from: build, to: build}]
+          - applications: [a]
+            transitions: [{scanId: 12345678901234567890123456789012, to: release}]
+        """
+    )
+    assert [(line, field) for line, field, _ in found] == [
+        (3, "promotions[0].organization"),
+        (6, "promotions[1].transitions[0].scanId"),
+    ]
+    assert all("write it in quotes" in message for _, _, message in found)
+
+
+def test_a_manifest_past_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("w", encoding="utf-8") as out:
+        out.write("version: 1\npromotions:\n  - applications:\n")
+        line = "      - application-with-a-long-public-id-number-0000000\n"
+        out.write(line * ((MAX_MANIFEST_BYTES // len(line)) + 10))
+    with pytest.raises(ManifestError, match="more than the 16 MiB"):
+        load_manifest(huge)
 
 
 def test_anchors_merge_keys_and_extension_keys_share_settings() -> None:

@@ -287,6 +287,16 @@ def test_sigint_exits_130_with_a_complete_report(setup: Setup) -> None:
     assert PASSWORD not in setup.log()
 
 
+def test_sighup_stops_like_sigterm_with_a_complete_report(setup: Setup) -> None:
+    """A closed terminal or SSH session sends SIGHUP: the run stops as it does on SIGTERM."""
+    first = setup.run("--grace", "0")
+    wait_until(lambda: setup.submitted() >= 6, "six promotions to be submitted")
+    first.send_signal(signal.SIGHUP)
+    assert finish(first, setup) == 128 + signal.SIGHUP
+    assert_complete_report(load_report(setup.report), "stopped by SIGHUP")
+    resume_to_completion(setup)
+
+
 def test_a_second_signal_stops_at_once_and_still_writes_the_report(setup: Setup) -> None:
     first = setup.run("--grace", "600")  # only the second signal can end this run in time
     wait_until(lambda: setup.submitted() >= 6, "six promotions to be submitted")

@@ -46,7 +46,9 @@ async def in_scope(control: RunControl, cancelled: list[float]) -> None:
     cancelled.append(anyio.current_time())
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 async def test_the_first_signal_stops_submitting_and_cancels_after_the_grace(
     signum: int,
 ) -> None:
@@ -57,7 +59,7 @@ async def test_the_first_signal_stops_submitting_and_cancels_after_the_grace(
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, control, grace)
             tg.start_soon(in_scope, control, cancelled)
-            await signals_routed(signal.SIGTERM, signal.SIGINT)
+            await signals_routed(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
             assert not control.stopping
             os.kill(os.getpid(), signum)
             await until(lambda: control.signal is not None)
@@ -79,7 +81,7 @@ async def test_a_second_signal_cancels_at_once() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, control, 3600.0)  # a grace no test would wait out
             tg.start_soon(in_scope, control, cancelled)
-            await signals_routed(signal.SIGTERM, signal.SIGINT)
+            await signals_routed(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
             os.kill(os.getpid(), signal.SIGTERM)
             await until(lambda: control.signal is not None)
             assert not control.scope.cancel_called

@@ -16,7 +16,7 @@ import click
 import structlog
 
 from orchestrator.errors import ExitCode, IqPromoteError
-from orchestrator.logs import SCRUBBER
+from orchestrator.secrets import SCRUBBER
 
 log = structlog.get_logger("orchestrator.cli")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, ServerError
 from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import (
@@ -32,6 +32,11 @@ from orchestrator.iq.firewall_models import (
 log = structlog.get_logger("orchestrator.firewall")
 
 
+MAX_PAGES = 100_000
+"""Pages of one search (one repository, on the legacy endpoint) before the server is taken
+for one that never ends: ten million rows at the default page size."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResultsRequest:
     """A whole search: whose results, which filters (page 1), which endpoint."""
@@ -39,6 +44,7 @@ class ResultsRequest:
     owner: Owner
     query: RepositoryResultsQuery
     api: ApiChoice = ApiChoice.AUTO
+    max_pages: int = MAX_PAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,9 @@ async def walk_pages(
         else:
             number = 1
             page = first
+            guard = _EndlessGuard(request.max_pages, str(owner))
             while True:
+                guard.check(number, page.repository_results_details)
                 yield ResultsPage(page.repository_results_details, number, Generation.CURRENT)
                 if not page.has_next_page:
                     return
@@ -100,6 +108,7 @@ async def _legacy_pages(
     threat = query.threat_level_filters
     for target in await legacy_targets(client, request.owner, query.search_filters):
         number = 1
+        guard = _EndlessGuard(request.max_pages, f"repository {target.repository_id}")
         while True:
             try:
                 raw = await client.legacy_repository_results(
@@ -109,6 +118,7 @@ async def _legacy_pages(
                 raise NotFoundError(
                     f"IQ Server knows no repository {target.repository_id}: {exc}", status=404
                 ) from exc
+            guard.check(number, raw)
             rows = [
                 _placed(row, target)
                 for row in raw
@@ -118,6 +128,38 @@ async def _legacy_pages(
             if len(raw) < query.page_size:
                 break
             number += 1
+
+
+class _EndlessGuard:
+    """Ends a walk that would never end: a page the same as the one before it (a server
+    that ignores the page number), or more pages than :data:`MAX_PAGES`."""
+
+    def __init__(self, max_pages: int, whose: str) -> None:
+        self._max = max_pages
+        self._whose = whose
+        self._previous: tuple[object, ...] | None = None
+
+    def check(self, number: int, rows: Sequence[RepositoryResult]) -> None:
+        if number > self._max:
+            raise ServerError(
+                f"the repository results of {self._whose} go on past {self._max} pages; "
+                "stopped there: narrow the search (--search, --violation-state) or check the "
+                "server"
+            )
+        # A page is known by its size and its first and last rows: two pages of one listing
+        # never share those, and reading every row twice would cost as much as the walk.
+        digest = (len(rows), _identity(rows[0]), _identity(rows[-1])) if rows else None
+        if digest is not None and digest == self._previous:
+            raise ServerError(
+                f"the server answered page {number} of the repository results of "
+                f"{self._whose} with the rows of page {number - 1}: it ignores the page "
+                "number, and the walk would never end; stopped"
+            )
+        self._previous = digest
+
+
+def _identity(row: RepositoryResult) -> tuple[object, ...]:
+    return (row.repository_id, row.hash, row.pathname, row.policy_name, row.threat_level)
 
 
 _PLACE_FIELDS = (FilterableField.REPOSITORY_ID, FilterableField.REPOSITORY_MANAGER_ID)

@@ -8,6 +8,7 @@ is in, so a failed or interrupted export never leaves half a file where the whol
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections.abc import Iterator
@@ -15,10 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 from orchestrator.files import atomic_stream
 from orchestrator.iq.firewall_models import RepositoryResult
+from orchestrator.secrets import SCRUBBER
 
 
 class OutputFormat(StrEnum):
@@ -140,8 +142,23 @@ _WRITERS: dict[OutputFormat, type[NdjsonWriter | JsonArrayWriter | CsvWriter]] =
 }
 
 
+class _Scrubbed(io.TextIOBase):
+    """Writes through to ``stream`` with every secret replaced: rows come from the server,
+    and a server (or proxy) that echoes a request must not put the password in an export."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(SCRUBBER.scrub(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def make_writer(fmt: OutputFormat, stream: TextIO) -> RowWriter:
-    return _WRITERS[fmt](stream)
+    return _WRITERS[fmt](cast(TextIO, _Scrubbed(stream)))
 
 
 @contextmanager

@@ -91,6 +91,9 @@ class ClientSettings:
     """An HTTP proxy for every request; None uses HTTP(S)_PROXY and NO_PROXY."""
     max_connections: int = 64
 
+    def __post_init__(self) -> None:
+        normalise_base_url(self.base_url)  # a bad URL is refused here, not mid-run
+
 
 def normalise_base_url(url: str) -> URL:
     """The server URL as a base for relative links: scheme and host required, trailing slash.

@@ -55,7 +55,7 @@ def problems_from(
             continue
         if error["type"] == "missing" and path in meant:
             continue
-        message = messages.get(path) or _message(error, path)
+        message = messages.get(path) or _message(error, path, document)
         line = document.line_of(path)
         problems.append(ManifestProblem(document.source, line, field_name(path), message))
     return problems
@@ -84,8 +84,12 @@ _TYPE_MESSAGES = {
 }
 
 
-def _message(error: ErrorDetails, path: DataPath) -> str:
+def _message(error: ErrorDetails, path: DataPath, document: SourceDocument) -> str:
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "quote_it":
+        written = document.text_of(path) or shown(value)
+        what = shown(value) if written != shown(value) else "a number, not as text"
+        return f"YAML reads {written} as {what}: write it in quotes, '{written}'"
     if kind == "missing":
         return "required, but missing" + (
             ": start with 'version: 1'" if path == ("version",) else ""

@@ -106,6 +106,21 @@ class SourceDocument:
                 break
         return line
 
+    def text_of(self, path: DataPath) -> str | None:
+        """The text a scalar at ``path`` was written as (``012``, where YAML read 10)."""
+        node = self.root
+        for part in path:
+            if isinstance(node, MappingNode):
+                pair = next((p for p in reversed(node.value) if p[0].value == part), None)
+                node = pair[1] if pair is not None else None
+            elif isinstance(node, SequenceNode) and isinstance(part, int):
+                node = node.value[part] if 0 <= part < len(node.value) else None
+            else:
+                return None
+            if node is None:
+                return None
+        return node.value if isinstance(node, ScalarNode) else None
+
     def already_reported(self, path: DataPath) -> bool:
         return any(path[:end] in self.reported for end in range(len(path) + 1))
 

@@ -29,6 +29,7 @@ from orchestrator.errors import UsageError
 from orchestrator.files import check_private_file, open_private
 from orchestrator.promote.events import Prior, StepKey
 from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.secrets import SCRUBBER
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -300,6 +301,7 @@ class Journal:
         )
 
     def finished(self, key: StepKey, result: PromotionResult) -> None:
+        result = SCRUBBER.scrub_model(result)
         self._write(
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
             "attempts, outcome, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "

@@ -183,11 +183,15 @@ class Scheduler:
                             f"no final status after {self.schedule.promotion_timeout:g} s",
                         ),
                     )
+                result = self._final(tracked, status)
             except AuthError as exc:
                 self.control.fatal = exc
                 self.control.stop_submitting(str(exc))
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
             except UnreachableError as exc:
+                if self.control.fatal is None:
+                    # The server went away for good: the run ends as a server failure (exit 3).
+                    self.control.fatal = exc
                 self.control.stop_submitting("server unavailable", outcome=Outcome.ERROR)
                 # Accepted promotions stay resumable: their status URL is in the journal.
                 outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
@@ -198,7 +202,6 @@ class Scheduler:
             except ServerError as exc:
                 reason = self._refusal_reason(tracked, exc)
                 return self._finish(target, step, self._from(tracked, Outcome.ERROR, reason))
-        result = self._final(tracked, status)
         if self.after_completion is not None and result.status is Outcome.COMPLETED:
             # Outside the limiter: the evaluation is over, its slot belongs to the next one.
             result = await self.after_completion(step, result)

@@ -19,8 +19,8 @@ import structlog
 from orchestrator import defaults
 from orchestrator.errors import UsageError
 from orchestrator.iq.transport import ClientSettings, Credentials
-from orchestrator.logs import SCRUBBER
 from orchestrator.manifest.model import Manifest, ServerSettings
+from orchestrator.secrets import MIN_SECRET, SCRUBBER
 
 if TYPE_CHECKING:
     from orchestrator.simulator import SimulatorConfig
@@ -56,7 +56,8 @@ def client_settings(
         raise UsageError(
             "no credentials: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
         )
-    SCRUBBER.add(password)
+    _check_credentials(user, password)
+    SCRUBBER.add(password, username=user)
     bundle = str(ca_bundle) if ca_bundle else (server.ca_bundle if server else None)
     bundle = bundle or next((env[v] for v in CA_BUNDLE_VARIABLES if env.get(v)), None)
     try:
@@ -73,6 +74,27 @@ def client_settings(
         )
     except ValueError as exc:
         raise UsageError(f"server URL: {exc}") from exc
+
+
+def _check_credentials(user: str, password: str) -> None:
+    """Refuse credentials that cannot be sent, or kept out of what is written; never say the
+    password, not even a part of it."""
+    for name, value in (("IQ_USERNAME", user), ("IQ_PASSWORD", password)):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"{name} is not valid UTF-8 text (it holds bytes no character encodes): set "
+                "it again, as UTF-8"
+            ) from None
+    if ":" in user:
+        raise UsageError("IQ_USERNAME holds ':', which Basic authentication cannot carry")
+    if len(password) < MIN_SECRET:
+        raise UsageError(
+            f"IQ_PASSWORD has fewer than {MIN_SECRET} characters: too short to be kept out of "
+            "logs and reports reliably; use a longer password, or a user token (its "
+            "passcode is long)"
+        )
 
 
 @asynccontextmanager

@@ -23,7 +23,7 @@ from orchestrator.errors import ExitCode, sole_error
 from orchestrator.manifest.model import manifest_digest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
-from orchestrator.promote.signals import watch_signals
+from orchestrator.promote.signals import STOPPING, watch_signals
 from orchestrator.render import write_outputs
 from orchestrator.report.baseline import compare
 from orchestrator.report.gate import gate
@@ -34,6 +34,7 @@ from orchestrator.runner.connection import connected
 from orchestrator.runner.execute import Executed, execute
 from orchestrator.runner.request import RunRequest, resolve
 from orchestrator.runner.state_dir import StateDir
+from orchestrator.secrets import SCRUBBER
 
 log = structlog.get_logger("orchestrator.runner")
 
@@ -157,7 +158,9 @@ def _judged(report: RunReport, config: RunConfig, control: RunControl) -> RunRep
     if control.fatal is not None:
         update["error"] = str(control.fatal)
     judged = report.model_copy(update=update)
-    return judged.model_copy(update={"exit_code": exit_code(judged, control)})
+    judged = judged.model_copy(update={"exit_code": exit_code(judged, control)})
+    # Server text (reasons, errors) may echo a request: no secret leaves in what is written.
+    return SCRUBBER.scrub_model(judged)
 
 
 def exit_code(report: RunReport, control: RunControl) -> int:
@@ -191,7 +194,7 @@ def _signals_ignored(enabled: bool) -> Iterator[None]:
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOPPING}
     try:
         yield
     finally:

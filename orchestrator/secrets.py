@@ -1,0 +1,115 @@
+"""Keeping secrets out of everything iq-promote writes: logs, reports, renderings, the
+journal, exports and messages.
+
+A secret is registered once (the password, with its user; a webhook secret; a proxy's
+password) before the first request. Every form it can take in what is written is scrubbed:
+the text itself, the base64 of ``user:password`` that a Basic ``Authorization`` header
+carries, and the secret as JSON, a URL and HTML escape it. Each is replaced only as a whole
+value, never inside a longer word, so a password ``payments`` neither garbles
+``payments-api`` nor tells a reader, by the hole it leaves, what the password is. A secret
+shorter than :data:`MIN_SECRET` is refused where it is read (it cannot be told apart from
+ordinary words).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Iterable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+
+REDACTED = "***"
+MIN_SECRET = 8
+"""Characters a secret needs to be scrubbed reliably from free text."""
+
+SENSITIVE_KEYS = frozenset({"password", "authorization", "auth", "token", "secret"})
+"""Keys of log fields whose values are dropped whatever they hold."""
+
+_WORD = r"[A-Za-z0-9_.\-]"
+"""Characters a secret must not be glued to for it to count as one (``payments-api``)."""
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def forms(secret: str) -> set[str]:
+    """The forms ``secret`` can take in text iq-promote writes."""
+    found = {
+        secret,
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        html.escape(secret),
+    }
+    return {f for f in found if f}
+
+
+def basic_forms(username: str, password: str) -> set[str]:
+    """The forms a user's credentials take in a Basic ``Authorization`` header."""
+    pair = f"{username}:{password}".encode()
+    return {base64.b64encode(pair).decode("ascii")}
+
+
+class SecretScrubber:
+    """Replaces every registered secret, in every form, with ``***``; also a structlog
+    processor (:meth:`__call__`) that also drops the values of sensitive keys."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str, *, username: str | None = None) -> None:
+        """Register ``secret`` (and, given its ``username``, the Basic pair they make)."""
+        if not secret:
+            return
+        self._forms |= forms(secret)
+        if username is not None:
+            self._forms |= basic_forms(username, secret)
+        longest_first = sorted(self._forms, key=len, reverse=True)
+        alternatives = "|".join(re.escape(f) for f in longest_first)
+        self._pattern = re.compile(f"(?<!{_WORD})(?:{alternatives})(?!{_WORD})")
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` with every secret replaced, through strings, lists, tuples and dicts."""
+        if isinstance(value, str):
+            if self._pattern is None:
+                return value
+            return self._pattern.sub(REDACTED, value)
+        if isinstance(value, dict):
+            return {k: self._scrub_item(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.scrub(v) for v in value)
+        return value
+
+    def scrub_model(self, model: ModelT) -> ModelT:
+        """A copy of ``model`` with every string in it scrubbed: what is written of a report,
+        a result or a journal row never holds a secret a server (or proxy) echoed back."""
+        if self._pattern is None:
+            return model
+        data = model.model_dump(mode="python", by_alias=False)
+        return type(model).model_validate(self._scrub_values(data))
+
+    def _scrub_values(self, value: Any) -> Any:
+        """Like :meth:`scrub`, but keeps every key: a model's fields are not log fields."""
+        if isinstance(value, dict):
+            return {k: self._scrub_values(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub_values(v) for v in value)
+        return self.scrub(value)
+
+    def _scrub_item(self, key: object, value: Any) -> Any:
+        if isinstance(key, str) and key.lower() in SENSITIVE_KEYS:
+            return REDACTED
+        return self.scrub(value)
+
+    def __call__(self, logger: object, method_name: str, event_dict: Any) -> Any:
+        return {key: self._scrub_item(key, value) for key, value in event_dict.items()}
+
+
+SCRUBBER = SecretScrubber()
+"""The process-wide scrubber: credentials are registered with it before any request."""
