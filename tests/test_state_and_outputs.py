@@ -17,13 +17,17 @@ import pytest
 import structlog
 from click.testing import CliRunner, Result
 from sample_reports import result
+from structlog.testing import capture_logs
 
 from orchestrator.cli.main import main
-from orchestrator.errors import LockedError
+from orchestrator.errors import LockedError, UsageError
+from orchestrator.manifest.model import load_manifest, manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
 from orchestrator.promote.lock import StateLock
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport, Summary
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.run import write_all
 from orchestrator.runner.state_dir import StateDir, default_state_dir
 from orchestrator.simulator import Simulator
 
@@ -273,8 +277,6 @@ def test_only_a_complete_run_replaces_the_kept_baseline(tmp_path: Path) -> None:
 def interrupted(state: Path, manifest_path: Path, digest_of: Path) -> datetime:
     """A journal holding an unfinished run of ``manifest_path`` that meant what
     ``digest_of`` means, as a killed run leaves it."""
-    from orchestrator.manifest.model import load_manifest, manifest_digest
-
     started = datetime(2026, 11, 30, 2, 30, tzinfo=UTC)
     state.mkdir(mode=0o700, exist_ok=True)
     with Journal(state) as journal:
@@ -354,3 +356,65 @@ def test_the_same_manifest_written_differently_resumes_the_same_run(
     assert result.exit_code == 0, result.stderr
     document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert document["startedAt"].startswith(started.isoformat()[:19])
+
+
+# --- a damaged journal, a full disk ---------------------------------------------------------
+
+
+def test_a_damaged_journal_is_exit_2_saying_to_move_it_aside(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "journal.sqlite3").write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state)
+    assert result.exit_code == 2, result.stderr
+    assert "move it aside" in result.stderr
+    assert sim.stats.requests_to("promote-scan") == 0
+
+
+def test_an_unreadable_journal_row_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin("m.yaml", "meaning", datetime.now(UTC))
+        journal.finished(key, result("app", Outcome.COMPLETED))
+        journal.db.execute("UPDATE steps SET result = '{not json'")
+    with Journal(tmp_path) as journal, capture_logs() as logs:
+        point = journal.resume_point("m.yaml", "meaning")
+    assert point is not None
+    assert key not in point.prior or point.prior[key].result is None
+    assert [e["event"] for e in logs] == ["journal.row_unreadable"]
+
+
+def test_a_journal_that_fills_up_stops_recording_not_the_run(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal, capture_logs() as logs:
+        journal.begin("m.yaml", "meaning", datetime.now(UTC))
+        (pages,) = journal.db.execute("PRAGMA page_count").fetchone()
+        journal.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here
+        for n in range(200):
+            journal.finished((0, 0, f"app-{n}"), result(f"app-{n}", Outcome.COMPLETED))
+        journal.end([result("app", Outcome.COMPLETED)])
+        assert journal.failure is not None
+    [unwritable] = [e for e in logs if e["event"] == "journal.unwritable"]
+    assert "cannot be resumed" in unwritable["consequence"]
+
+
+def test_a_report_that_cannot_be_written_is_saved_in_the_state_directory(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    state = tmp_path / "state"
+    text = "version: 1\npromotions:\n  - applications: [a]\n    transitions: [{to: build}]\n"
+    text = text.replace("{to: build}", "{from: build, to: build}")
+    config = RunConfig(
+        manifest=parse_manifest(text, env={}),
+        manifest_path="m.yaml",
+        state_dir=state,
+        report_path=a_file / "r.json",
+    )
+    with pytest.raises(UsageError, match="saved instead to") as failed:
+        write_all(_report(2), config)
+    saved = list((state / "reports").glob("unsaved-*.json"))
+    assert len(saved) == 1
+    assert str(saved[0]) in str(failed.value)
+    assert (state / "reports" / "m.json").exists(), "the rest was still written"

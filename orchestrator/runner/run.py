@@ -19,12 +19,12 @@ from typing import Any
 import anyio
 import structlog
 
-from orchestrator.errors import ExitCode, sole_error
+from orchestrator.errors import ExitCode, UsageError, sole_error
 from orchestrator.manifest.model import manifest_digest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.signals import STOPPING, watch_signals
-from orchestrator.render import write_outputs
+from orchestrator.render import RenderOutputs, write_outputs
 from orchestrator.report.baseline import compare
 from orchestrator.report.gate import gate
 from orchestrator.report.results import Outcome
@@ -50,7 +50,7 @@ async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None
     control = control or RunControl()
     report = _judged(await _executed(config, control), config, control)
     with _signals_ignored(config.handle_signals):
-        _write(report, config)
+        write_all(report, config)
     log.info("run.summary", report=str(config.report_path), **_summary_fields(report))
     return report
 
@@ -177,14 +177,47 @@ def exit_code(report: RunReport, control: RunControl) -> int:
     return int(ExitCode.OK if report.succeeded and passed else ExitCode.NOT_COMPLETED)
 
 
-def _write(report: RunReport, config: RunConfig) -> None:
-    """The report, the renderers' outputs, and the kept report for the next night."""
-    if config.report_path is not None:
-        write_report(report, config.report_path)
-    write_outputs(report, config.outputs)
+def write_all(report: RunReport, config: RunConfig) -> None:
+    """The report, the renderers' outputs, and the kept report for the next night.
+
+    Every one is tried even when another fails (a disk that filled during the run): a report
+    that cannot be written where asked is saved in the state directory instead, and the run
+    then ends with an error naming both, so the work done is never lost unsaid."""
+    failed: list[str] = []
     state = _state(config)
+    if config.report_path is not None:
+        try:
+            write_report(report, config.report_path)
+        except OSError as exc:
+            failed.append(f"{config.report_path} ({exc.strerror or exc})")
+            failed[-1] += _saved_elsewhere(report, state)
+    for name, path in config.outputs.items():
+        try:
+            write_outputs(report, RenderOutputs(**{name: path}))
+        except OSError as exc:
+            failed.append(f"{path} ({exc.strerror or exc})")
     if state is not None:
-        state.keep(report)
+        try:
+            state.keep(report)
+        except OSError as exc:
+            failed.append(f"the kept report {state.kept_report} ({exc.strerror or exc})")
+    if failed:
+        log.error("report.unwritten", files=failed)
+        raise UsageError(
+            "could not write " + "; ".join(failed) + ": the promotions themselves ran, only "
+            "these files are missing; free space or choose other paths for the next run"
+        )
+
+
+def _saved_elsewhere(report: RunReport, state: StateDir | None) -> str:
+    if state is None:
+        return ""
+    fallback = state.path / "reports" / f"unsaved-{report.started_at:%Y%m%dT%H%M%S}.json"
+    try:
+        write_report(report, fallback, private=True)
+    except OSError:
+        return ""
+    return f"; saved instead to {fallback}"
 
 
 @contextmanager
