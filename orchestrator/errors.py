@@ -81,6 +81,11 @@ class UsageError(IqPromoteError):
     exit_code = ExitCode.USAGE
 
 
+class UnknownIdError(UsageError):
+    """An id given on the command line or in the manifest (a repository, a repository
+    manager, an owner) that the server does not know: the input is wrong, not the server."""
+
+
 class ServerError(IqPromoteError):
     """IQ Server refused or failed a request after every retry allowed."""
 

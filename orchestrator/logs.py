@@ -35,12 +35,17 @@ class _CurrentStderr(io.TextIOBase):
 
 
 def configure_logging(
-    *, level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None
+    *, level: str | None = None, fmt: LogFormat = "auto", stream: TextIO | None = None
 ) -> None:
-    """Route structlog to ``stream`` (stderr by default) as JSON lines or console text."""
+    """Route structlog to ``stream`` (stderr by default) as JSON lines or console text.
+
+    Without a ``level``, a person on a terminal sees warnings and errors (the display says
+    the rest), and a log file gets every event from info up."""
     stream = stream or cast(TextIO, _CurrentStderr())
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
+    if level is None:
+        level = "warning" if fmt == "console" and stream.isatty() else "info"
     renderer: Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()

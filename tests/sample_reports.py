@@ -13,6 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.report.baseline import compare
+from orchestrator.report.gate import Threshold, gate
 from orchestrator.report.results import Outcome, PromotionResult, ViolationCounts
 from orchestrator.report.run_report import RunReport, Summary
 
@@ -258,3 +259,21 @@ def completed_report(size: int = 5, *, day: int = 0) -> RunReport:
         for i in range(size)
     ]
     return _report(results, STARTED + timedelta(days=day))
+
+
+GATED_APP = "billing-api"
+"""COMPLETED with 2 critical violations: crosses ``--fail-on critical``."""
+UNCHECKED_APP = "billing-batch"
+"""COMPLETED, its policy data never read: the gate cannot call it clean."""
+
+
+def gated_report(fail_on: Threshold = "critical") -> RunReport:
+    """A night in which every promotion completed but the gate failed: one report crossed it,
+    one could not be checked, one was clean. Exit code 1, as the run gives it."""
+    results = [
+        result(GATED_APP, Outcome.COMPLETED, violations=ViolationCounts(critical=2, severe=1)),
+        result(UNCHECKED_APP, Outcome.COMPLETED, start=1, violations=None),
+        result("billing-ui", Outcome.COMPLETED, start=2, violations=ViolationCounts(moderate=3)),
+    ]
+    report = _report(results, STARTED)
+    return report.model_copy(update={"policy_gate": gate(results, fail_on), "exit_code": 1})

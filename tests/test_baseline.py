@@ -57,6 +57,7 @@ def test_sample_changes_are_found() -> None:
         "fixed": 1,
         "status_changed": 1,
         "regressed": 1,
+        "no_earlier_count": 0,
         "new_applications": 1,
         "missing_applications": 1,
     }
@@ -71,10 +72,12 @@ def test_a_run_compared_with_itself_has_no_changes() -> None:
     assert comparison.status_changes == []
 
 
-def test_critical_in_a_report_new_to_the_run_counts_as_new() -> None:
+def test_critical_in_a_report_new_to_the_run_has_no_earlier_count() -> None:
     current = _report([result("fresh", Outcome.COMPLETED, violations=ViolationCounts(critical=2))])
     comparison = compare(current, _report([]), "old.json")
-    [change] = comparison.new_critical
+    assert comparison.new_critical == []
+    [change] = comparison.no_earlier_count
+    assert comparison.counts.no_earlier_count == 1
     assert change.critical_before is None
     assert change.critical_after == 2
     assert [a.public_id for a in comparison.new_applications] == ["fresh"]
@@ -190,3 +193,21 @@ def test_counts_match_lists_and_swapping_swaps_new_and_missing(
     for v in forward.fixed:
         assert v.critical_after == 0
         assert v.critical_before
+
+
+def test_a_count_the_baseline_never_read_is_not_zero() -> None:
+    """The night before read no violations (no --fail-on): tonight's criticals are unknown
+    before, counted apart, and never reported as new."""
+    before = _report([result(f"app-{i}", Outcome.COMPLETED, violations=None) for i in range(5)])
+    after = _report(
+        [
+            result(f"app-{i}", Outcome.COMPLETED, violations=ViolationCounts(critical=i))
+            for i in range(5)
+        ]
+    )
+    comparison = compare(after, before, "old.json")
+    assert comparison.new_critical == []
+    assert [c.public_id for c in comparison.no_earlier_count] == [f"app-{i}" for i in range(1, 5)]
+    assert comparison.counts.new_critical == 0
+    assert comparison.counts.no_earlier_count == 4
+    assert comparison.has_changes

@@ -523,7 +523,9 @@ def test_wrong_password_exits_3_sends_no_promotion_and_never_shows_it(
         assert basic.encode() not in content, path
 
 
-def test_an_unreachable_server_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_server_exits_3_and_still_writes_the_night(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Nothing listens on the port. The command line has no retry option, so the client gets
     a quick retry policy the way a program would (``ClientSettings.retry``): the refused
     connections, the circuit breaker and ``--server-down-timeout`` are all real."""
@@ -533,7 +535,7 @@ def test_an_unreachable_server_exits_3(tmp_path: Path, monkeypatch: pytest.Monke
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     manifest = write_manifest(tmp_path / "m.yaml", (["alpha-api"], REEVALUATE))
-    report = tmp_path / "report.json"
+    report, metrics = tmp_path / "report.json", tmp_path / "iq.prom"
     result = invoke(
         "run",
         manifest,
@@ -543,12 +545,21 @@ def test_an_unreachable_server_exits_3(tmp_path: Path, monkeypatch: pytest.Monke
         "1",
         "--report",
         report,
+        "--metrics",
+        metrics,
         env=server_env(),
     )
     assert result.exit_code == 3, result.stderr
     assert "iq-promote: error: server unavailable for more than 1 s" in result.stderr
     assert "server.unavailable" in event_names(result)
-    assert not report.exists()
+    # A dashboard sees the failed night, not last night's numbers.
+    document = read_json(report)
+    assert document["exitCode"] == 3
+    assert document["results"] == []
+    assert "server unavailable" in document["error"]
+    text = metrics.read_text()
+    assert 'iq_promote_last_run_exit_code{manifest="m"} 3' in text
+    assert 'iq_promote_last_success_timestamp_seconds{manifest="m"} 0' in text
 
 
 def test_missing_credentials_are_a_usage_error(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_refused_credentials_exit_3_without_showing_the_password(server: str) ->
     assert "not-the-password" not in result.stderr
 
 
-def test_an_unknown_owner_exits_3_naming_it(server: str, tmp_path: Path) -> None:
+def test_an_unknown_owner_is_a_usage_error_naming_it(server: str, tmp_path: Path) -> None:
     target = tmp_path / "out.csv"
     result = invoke(
         repository_results,
@@ -186,8 +186,8 @@ def test_an_unknown_owner_exits_3_naming_it(server: str, tmp_path: Path) -> None
         "--format", "csv",
         "--output", str(target),
     )  # fmt: skip
-    assert result.exit_code == 3
-    assert "no-such-repository" in result.stderr
+    assert result.exit_code == 2, result.stderr
+    assert "knows no repository no-such-repository" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

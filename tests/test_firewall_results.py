@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from orchestrator.errors import AuthError, NotFoundError, ServerError
+from orchestrator.errors import AuthError, NotFoundError, ServerError, UnknownIdError
 from orchestrator.firewall.inventory import FirewallInventory, read_inventory
 from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import Owner, QueryOptions, build_query, resolve_owner
@@ -301,19 +301,19 @@ async def test_legacy_applies_threat_levels_and_repository_filters_itself() -> N
 async def test_current_only_does_not_fall_back() -> None:
     with anyio.fail_after(TIME_LIMIT):
         async with served(release=LEGACY_RELEASE) as client:
-            with pytest.raises(NotFoundError, match="knows no repository_container"):
+            with pytest.raises(NotFoundError, match="no current Repository Results API"):
                 await read_all(client, CONTAINER, EVERYTHING, api=ApiChoice.CURRENT)
 
 
 @pytest.mark.parametrize("release", [None, LEGACY_RELEASE])
 @pytest.mark.parametrize("owner_type", [OwnerType.REPOSITORY, OwnerType.REPOSITORY_MANAGER])
-async def test_an_unknown_owner_is_a_404_naming_it(
+async def test_an_unknown_owner_is_a_usage_error_naming_it(
     release: int | None, owner_type: OwnerType
 ) -> None:
     overrides = {} if release is None else {"release": release}
     with anyio.fail_after(TIME_LIMIT):
         async with served(**overrides) as client:
-            with pytest.raises(NotFoundError, match="no-such-owner"):
+            with pytest.raises(UnknownIdError, match=r"knows no .*no-such-owner"):
                 await read_all(client, Owner(owner_type, "no-such-owner"), EVERYTHING)
 
 

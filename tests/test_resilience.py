@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
 from orchestrator.iq.breaker import RetryBudget
+from orchestrator.render import RenderOutputs
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport
 from orchestrator.runner.config import RunConfig
@@ -169,12 +170,20 @@ async def test_a_ten_second_outage_is_survived_with_one_promotion_in_flight(
 
 
 async def test_an_outage_past_the_down_timeout_ends_the_run_and_keeps_every_item(
-    simulator_factory: SimulatorFactory,
+    simulator_factory: SimulatorFactory, tmp_path: Path
 ) -> None:
+    report_path, metrics = tmp_path / "report.json", tmp_path / "iq.prom"
     async with simulator_factory(apps=45, workers=2, eval_time=0.2, eval_sigma=0.0, seed=5) as sim:
         apps = scanned(sim, 40)
         text = manifest(entry(apps, "{from: build, to: build}"), concurrency=6)
-        config = config_for(sim, text, concurrency=6, server_down_timeout=1.5)
+        config = config_for(
+            sim,
+            text,
+            concurrency=6,
+            server_down_timeout=1.5,
+            report_path=report_path,
+            outputs=RenderOutputs(metrics=metrics),
+        )
         with capture_logs() as events, anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 reports: list[RunReport] = []
@@ -193,6 +202,13 @@ async def test_an_outage_past_the_down_timeout_ends_the_run_and_keeps_every_item
         }
 
     (report,) = reports
+    # The server went away: exit 3 (not 1, an application's failure), and the night's report
+    # and metrics are written all the same, every item in them.
+    assert report.exit_code == 3
+    assert report.error is not None
+    assert "server unavailable" in report.error
+    assert RunReport.model_validate_json(report_path.read_text()).results == report.results
+    assert 'iq_promote_last_run_exit_code{manifest="test"} 3' in metrics.read_text()
     assert [r.public_id for r in report.results] == apps  # nothing lost, in manifest order
     by_status = statuses(report)
     assert by_status[Outcome.COMPLETED] >= 1

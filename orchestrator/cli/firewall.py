@@ -203,7 +203,7 @@ def repository_results(
     ca_bundle: Path | None,
     proxy: str | None,
     log_format: LogFormat,
-    log_level: str,
+    log_level: str | None,
 ) -> None:
     """Export the firewall's Repository Results, every page, as NDJSON, JSON or CSV."""
     configure_logging(level=log_level, fmt=log_format)
@@ -284,7 +284,7 @@ def repositories(
     ca_bundle: Path | None,
     proxy: str | None,
     log_format: LogFormat,
-    log_level: str,
+    log_level: str | None,
 ) -> None:
     """List the Firewall's repository container, repository managers and repositories."""
     configure_logging(level=log_level, fmt=log_format)

@@ -51,7 +51,7 @@ def plan_command(
     simulate: bool,
     as_json: bool,
     log_format: LogFormat,
-    log_level: str,
+    log_level: str | None,
 ) -> None:
     """Resolve MANIFEST's applications and print what would run; sends no promotion."""
     configure_logging(level=log_level, fmt=log_format)

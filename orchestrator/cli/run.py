@@ -20,7 +20,8 @@ from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.promote.progress import ProgressTracker, log_progress
 from orchestrator.render import RenderOutputs
 from orchestrator.report.run_report import RunReport
-from orchestrator.runner.request import RunRequest
+from orchestrator.runner.config import RunConfig
+from orchestrator.runner.request import RunRequest, resolve
 from orchestrator.runner.run import run
 
 
@@ -130,7 +131,7 @@ def run_command(
     progress_interval: float,
     quiet: bool,
     log_format: LogFormat,
-    log_level: str,
+    log_level: str | None,
     **options: Any,
 ) -> None:
     """Promote or re-evaluate every application the MANIFEST names, and write a report."""
@@ -150,15 +151,32 @@ def run_command(
             progress=display.tracker,
             **options,
         )
-        report = anyio.run(display.running, request)
+        config = resolve(request)  # everything wrong that can be known, before the loop
+        report = anyio.run(display.running, config)
         if display.live:
-            console.print(summary_renderable(report))
+            console.print(
+                summary_renderable(
+                    report, report_path=config.report_path, resume_command=_resume(request)
+                )
+            )
         if report.error is not None:
             say_error(report.error)
         assert report.exit_code is not None
         return report.exit_code
 
     guarded(body)
+
+
+def _resume(request: RunRequest) -> list[str]:
+    """The command that continues a stopped run: the same manifest, server, report and state."""
+    command = ["iq-promote", "run", str(request.manifest), "--resume"]
+    if request.server_url:
+        command += ["--server-url", request.server_url]
+    if request.report is not None:
+        command += ["--report", str(request.report)]
+    if request.state_dir is not None:
+        command += ["--state-dir", str(request.state_dir)]
+    return command
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,7 +191,7 @@ class Display:
     """Else ``run.progress`` events every ``interval`` seconds (unless quiet)."""
     interval: float
 
-    async def running(self, request: RunRequest) -> RunReport:
+    async def running(self, request: RunConfig) -> RunReport:
         async with anyio.create_task_group() as tg:
             if self.live:
                 tg.start_soon(show_progress, self.tracker, self.console)

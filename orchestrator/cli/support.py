@@ -82,9 +82,7 @@ _LOG_OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info",
-        show_default=True,
-        help="The least severe events logged.",
+        help="The least severe events logged [default: warning on a terminal, else info].",
     ),
 ]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from orchestrator.errors import NotFoundError, ServerError
+from orchestrator.errors import NotFoundError, ServerError, UnknownIdError
 from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import (
@@ -65,6 +65,15 @@ class LegacyTarget:
     repository_manager_id: str | None = None
 
 
+def _unknown(what: str, error: NotFoundError, more: str = "") -> UnknownIdError:
+    """A 404 for an id the user named: the input is wrong, so a usage error naming it."""
+    where = f" at {error.url}" if error.url else ""
+    return UnknownIdError(
+        f"IQ Server knows no {what} (HTTP 404{where}): check the id; "
+        f"`iq-promote repositories` lists the ones it has{more}"
+    )
+
+
 async def walk_pages(
     client: IqClient, request: ResultsRequest
 ) -> AsyncGenerator[ResultsPage, None]:
@@ -74,8 +83,14 @@ async def walk_pages(
         try:
             first = await client.repository_results(owner.type, owner.id, query)
         except NotFoundError as exc:
+            if request.api is ApiChoice.CURRENT and owner.type is OwnerType.REPOSITORY_CONTAINER:
+                raise NotFoundError(
+                    f"this IQ Server has no current Repository Results API ({exc}): "
+                    "--api auto falls back to the legacy one",
+                    url=exc.url,
+                ) from exc
             if request.api is ApiChoice.CURRENT:
-                raise NotFoundError(f"IQ Server knows no {owner}: {exc}", status=404) from exc
+                raise _unknown(str(owner), exc, "; --api auto also tries the legacy API") from exc
             log.info("repository_results.legacy_fallback", owner_type=owner.type, owner_id=owner.id)
         else:
             number = 1
@@ -115,9 +130,7 @@ async def _legacy_pages(
                     target.repository_id, {**body, "page": number}
                 )
             except NotFoundError as exc:
-                raise NotFoundError(
-                    f"IQ Server knows no repository {target.repository_id}: {exc}", status=404
-                ) from exc
+                raise _unknown(f"repository {target.repository_id}", exc) from exc
             guard.check(number, raw)
             rows = [
                 _placed(row, target)
@@ -194,9 +207,7 @@ async def legacy_targets(
             try:
                 repositories = await client.repositories(manager_id)
             except NotFoundError as exc:
-                raise NotFoundError(
-                    f"IQ Server knows no repository manager {manager_id}: {exc}", status=404
-                ) from exc
+                raise _unknown(f"repository manager {manager_id}", exc) from exc
             targets.extend(LegacyTarget(r.repository_id, manager_id) for r in repositories)
     wanted_repos = _values(filters, FilterableField.REPOSITORY_ID)
     wanted_managers = _values(filters, FilterableField.REPOSITORY_MANAGER_ID)

@@ -116,7 +116,16 @@ class Scheduler:
 
     async def run(self, order: Sequence[ApplicationWork] | None = None) -> list[PromotionResult]:
         for unresolved in self.plan.unresolved:
-            self._results[unresolved.step.position] = unresolved_result(unresolved)
+            result = unresolved_result(unresolved)
+            self._results[unresolved.step.position] = result
+            # Said as a warning, so that a quiet cron run still mails what could not run.
+            log.warning(
+                "promotion.error",
+                publicId=unresolved.public_id,
+                organization=unresolved.organization,
+                transition=unresolved.step.label,
+                reason=unresolved.reason,
+            )
         with self.control.scope:
             async with anyio.create_task_group() as tg:
                 for work in order if order is not None else self.plan.work:

@@ -20,6 +20,7 @@ from orchestrator.render.views import (
     BANDS,
     PromotionView,
     ViolationTotals,
+    headline,
     promotion_views,
     seconds,
     violation_totals,
@@ -95,6 +96,7 @@ def render_html(report: RunReport) -> str:
     title = f"iq-promote: {report.manifest}"
     sections = [
         _header(report),
+        _gate(report),
         _counts(report),
         _violations(totals) if totals is not None else "",
         _baseline(report.baseline) if report.baseline is not None else "",
@@ -135,15 +137,44 @@ def _header(report: RunReport) -> str:
         f"started {report.started_at.isoformat(timespec='seconds')}",
         f"took {seconds(report.duration_seconds)}",
     ]
-    if report.dry_run:
-        meta.append("dry run")
-    verdict = (
-        "every promotion completed" if report.succeeded else "some promotions did not complete"
-    )
+    verdict = headline(report)
     spans = "".join(f"<span>{escape(m)}</span>" for m in meta)
+    state = "passed" if verdict.passed else "failed"
     return (
-        f'<header><h1>iq-promote run report: {escape(verdict)}</h1><p class="meta">{spans}</p>'
-        "</header>"
+        f'<header class="{state}"><h1>iq-promote run report: {escape(verdict.text)}</h1>'
+        f'<p class="meta">{spans}</p></header>'
+    )
+
+
+def _gate(report: RunReport) -> str:
+    """What failed ``--fail-on``: each report that crossed it, or could not be checked."""
+    gate = report.policy_gate
+    if gate is None or not gate.failed:
+        return ""
+    rows: list[list[str | None]] = []
+    for view in promotion_views(report):
+        if not (view.crossed or view.unchecked):
+            continue
+        counts = view.result.violations
+        rows.append(
+            [
+                view.application,
+                view.result.target_stage_id,
+                "crossed" if view.crossed else "not checked",
+                *(str(getattr(counts, b)) if counts else "" for b in BANDS),
+                view.result.violations_unchecked or "",
+                view.result.report_html_url,
+            ]
+        )
+    table = _change_table(
+        f"Failed the gate: --fail-on {gate.fail_on}",
+        ["Application", "Stage", "Gate", *(b.capitalize() for b in BANDS), "Why", "Report"],
+        rows,
+    )
+    return (
+        '<section id="gate"><h2>The gate</h2>'
+        f'<p class="meta">--fail-on {escape(gate.fail_on)}: {len(gate.crossed)} crossed, '
+        f"{gate.unchecked} could not be checked.</p>{table}</section>"
     )
 
 

@@ -39,11 +39,13 @@ def _time(value: float) -> str:
 def render_junit(report: RunReport) -> str:
     """The report as a JUnit XML document."""
     counts = report.summary.by_status
+    views = promotion_views(report)
+    failures = sum(counts[o] for o in FAILURES) + sum(1 for v in views if v.crossed or v.unchecked)
     suites = ET.Element(
         "testsuites",
         name=SUITE_NAME,
         tests=str(report.summary.total),
-        failures=str(sum(counts[o] for o in FAILURES)),
+        failures=str(failures),
         errors=str(counts[Outcome.CANCELLED]),
         time=_time(report.duration_seconds),
     )
@@ -52,7 +54,7 @@ def render_junit(report: RunReport) -> str:
         "testsuite",
         name=SUITE_NAME,
         tests=str(report.summary.total),
-        failures=str(sum(counts[o] for o in FAILURES)),
+        failures=str(failures),
         errors=str(counts[Outcome.CANCELLED]),
         skipped=str(counts[Outcome.SKIPPED]),
         time=_time(report.duration_seconds),
@@ -61,8 +63,9 @@ def render_junit(report: RunReport) -> str:
     properties = ET.SubElement(suite, "properties")
     for name, value in _properties(report):
         ET.SubElement(properties, "property", name=name, value=_text(value))
-    for view in promotion_views(report):
-        _testcase(suite, view)
+    gate = report.policy_gate.fail_on if report.policy_gate is not None else None
+    for view in views:
+        _testcase(suite, view, gate)
     if report.baseline is not None:
         ET.SubElement(suite, "system-out").text = _text(_baseline_text(report.baseline))
     ET.indent(suites)
@@ -90,7 +93,7 @@ def _properties(report: RunReport) -> list[tuple[str, str]]:
     return props
 
 
-def _testcase(suite: ET.Element, view: PromotionView) -> None:
+def _testcase(suite: ET.Element, view: PromotionView, fail_on: str | None) -> None:
     result = view.result
     case = ET.SubElement(
         suite,
@@ -110,6 +113,15 @@ def _testcase(suite: ET.Element, view: PromotionView) -> None:
         outcome.text = _text(detail)
     elif result.status is Outcome.SKIPPED:
         ET.SubElement(case, "skipped", message=_text(reason))
+    elif view.crossed or view.unchecked:
+        why = (
+            f"its report crossed --fail-on {fail_on}"
+            if view.crossed
+            else f"its report could not be checked against --fail-on {fail_on}: "
+            f"{result.violations_unchecked}"
+        )
+        outcome = ET.SubElement(case, "failure", message=_text(why), type="POLICY_GATE")
+        outcome.text = _text(detail)
     else:
         ET.SubElement(case, "system-out").text = _text(detail)
 

@@ -12,7 +12,9 @@ from urllib.parse import quote
 
 from orchestrator.render.views import (
     BANDS,
+    headline,
     not_completed,
+    promotion_views,
     seconds,
     violation_totals,
     web_url,
@@ -23,7 +25,6 @@ from orchestrator.report.baseline import (
     StatusChange,
     ViolationChange,
 )
-from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport
 
 MAX_ROWS = 100
@@ -64,11 +65,10 @@ def _cut(total: int, shown: int) -> list[str]:
 def render_markdown(report: RunReport) -> str:
     """The report as a Markdown summary."""
     summary = report.summary
-    completed = summary.by_status[Outcome.COMPLETED]
-    mark = "✅" if report.succeeded else "❌"
-    dry = " (dry run)" if report.dry_run else ""
+    verdict = headline(report)
+    mark = "✅" if verdict.passed else "❌"
     lines = [
-        f"## {mark} iq-promote: {completed} of {summary.total} promotions completed{dry}",
+        f"## {mark} iq-promote: {cell(verdict.text)}",
         "",
         f"Manifest {cell(report.manifest)} against {cell(report.server_url)}; "
         f"started {report.started_at.isoformat(timespec='seconds')}, "
@@ -100,10 +100,40 @@ def render_markdown(report: RunReport) -> str:
                 "rrrrr",
             ),
         ]
+    lines += _gate(report)
     lines += _not_completed(report, with_violations=totals is not None)
     if report.baseline is not None:
         lines += _baseline(report.baseline)
     return "\n".join(lines) + "\n"
+
+
+def _gate(report: RunReport) -> list[str]:
+    """What crossed ``--fail-on`` (or could not be checked against it): the gate's failures."""
+    gate = report.policy_gate
+    if gate is None or not gate.failed:
+        return []
+    gated = [v for v in promotion_views(report) if v.crossed or v.unchecked]
+    rows = []
+    for view in gated[:MAX_ROWS]:
+        r, v = view.result, view.result.violations
+        rows.append(
+            [
+                cell(view.application),
+                cell(r.target_stage_id),
+                "crossed" if view.crossed else "not checked",
+                *(str(getattr(v, b)) if v else "" for b in BANDS),
+                cell(r.violations_unchecked) if view.unchecked else "",
+                link("report", r.report_html_url),
+            ]
+        )
+    header = ["Application", "Stage", "Gate", *(b.capitalize() for b in BANDS), "Why", "Report"]
+    return [
+        "",
+        f"### Failed the gate: --fail-on {gate.fail_on} ({len(gated)})",
+        "",
+        *_table(header, rows, "lllrrrrll"),
+        *_cut(len(gated), len(rows)),
+    ]
 
 
 def _not_completed(report: RunReport, *, with_violations: bool) -> list[str]:

@@ -15,6 +15,31 @@ BANDS = ("critical", "severe", "moderate", "low")
 
 
 @dataclass(frozen=True, slots=True)
+class Headline:
+    """How a run went, in one line, the same in every rendering."""
+
+    passed: bool
+    text: str
+
+
+def headline(report: RunReport) -> Headline:
+    """``3 of 3 promotions completed``, and what else decided the night: the gate, a stop."""
+    summary = report.summary
+    completed = summary.by_status[Outcome.COMPLETED]
+    parts = [f"{completed} of {summary.total} promotions completed"]
+    gate = report.policy_gate
+    if gate is not None and gate.crossed:
+        parts.append(f"{len(gate.crossed)} crossed --fail-on {gate.fail_on}")
+    if gate is not None and gate.unchecked:
+        parts.append(f"{gate.unchecked} could not be checked against --fail-on {gate.fail_on}")
+    if report.stopped is not None:
+        parts.append(f"stopped: {report.stopped}")
+    if report.dry_run:
+        parts.append("dry run")
+    return Headline(report.passed, "; ".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
 class PromotionView:
     """One promotion as every renderer shows it: the result, its labels, and what changed
     since the baseline (each renderer words the changes its own way)."""
@@ -24,6 +49,10 @@ class PromotionView:
     fixed: ViolationChange | None = None
     status_change: StatusChange | None = None
     new_application: bool = False
+    crossed: bool = False
+    """Its report crossed ``--fail-on``."""
+    unchecked: bool = False
+    """``--fail-on`` was given and its report could not be checked."""
 
     @property
     def application(self) -> str:
@@ -51,9 +80,14 @@ def promotion_views(report: RunReport) -> list[PromotionView]:
     fixed = {(v.public_id, v.target_stage_id): v for v in baseline.fixed}
     status = {(s.public_id, s.target_stage_id): s for s in baseline.status_changes}
     new_apps = {a.public_id for a in baseline.new_applications}
+    gate = report.policy_gate
+    crossed = set(gate.crossed) if gate is not None else set()
+    unchecked = set(gate.unchecked_reports) if gate is not None else set()
     views = []
     for result in report.results:
         key = (result.public_id or "", result.target_stage_id)
+        gated = f"{result.public_id} ({result.target_stage_id})"
+        completed = result.status is Outcome.COMPLETED
         views.append(
             PromotionView(
                 result,
@@ -61,6 +95,8 @@ def promotion_views(report: RunReport) -> list[PromotionView]:
                 fixed=fixed.get(key),
                 status_change=status.get(key),
                 new_application=result.public_id in new_apps,
+                crossed=completed and gated in crossed,
+                unchecked=completed and gated in unchecked,
             )
         )
     return views

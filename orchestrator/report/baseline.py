@@ -34,7 +34,8 @@ class ViolationChange(ResultModel):
     organization: str | None = None
     target_stage_id: str
     critical_before: int | None = Field(
-        description="Critical violations in the baseline; null when it had no such report."
+        description="Critical violations in the baseline; null when it had no count of them "
+        "(no such report, or its violations were not read)."
     )
     critical_after: int
     report_html_url: str | None = None
@@ -73,6 +74,11 @@ class ChangeCounts(ResultModel):
     fixed: int = 0
     status_changed: int = 0
     regressed: int = Field(default=0, description="Status changes from COMPLETED to not.")
+    no_earlier_count: int = Field(
+        default=0,
+        description="Reports with critical violations whose baseline had no count to compare "
+        "with: unknown is not zero, so they are not new.",
+    )
     new_applications: int = 0
     missing_applications: int = 0
 
@@ -84,7 +90,12 @@ class BaselineComparison(ResultModel):
     baseline_started_at: datetime
     counts: ChangeCounts
     new_critical: list[ViolationChange] = Field(
-        description="Critical violations where there were none, or in a report new to the run."
+        description="Critical violations where the baseline counted none."
+    )
+    no_earlier_count: list[ViolationChange] = Field(
+        default_factory=list,
+        description="Critical violations where the baseline had no count (no such report, or "
+        "its violations were not read): not counted as new.",
     )
     fixed: list[ViolationChange] = Field(description="Critical violations that went to zero.")
     status_changes: list[StatusChange]
@@ -99,6 +110,7 @@ class BaselineComparison(ResultModel):
                 counts.new_critical,
                 counts.fixed,
                 counts.status_changed,
+                counts.no_earlier_count,
                 counts.new_applications,
                 counts.missing_applications,
             )
@@ -132,6 +144,7 @@ def compare(current: RunRecord, baseline: RunRecord, baseline_path: str) -> Base
     before = _by_key(baseline.results)
     after = _by_key(current.results)
     new_critical: list[ViolationChange] = []
+    unknown_before: list[ViolationChange] = []
     fixed: list[ViolationChange] = []
     status_changes: list[StatusChange] = []
     for key, now in after.items():
@@ -149,7 +162,9 @@ def compare(current: RunRecord, baseline: RunRecord, baseline_path: str) -> Base
             if critical_after is not None
             else None
         )
-        if change is not None and critical_after and not critical_before:
+        if change is not None and critical_after and critical_before is None:
+            unknown_before.append(change)
+        elif change is not None and critical_after and not critical_before:
             new_critical.append(change)
         elif change is not None and critical_after == 0 and critical_before:
             fixed.append(change)
@@ -184,10 +199,12 @@ def compare(current: RunRecord, baseline: RunRecord, baseline_path: str) -> Base
             fixed=len(fixed),
             status_changed=len(status_changes),
             regressed=sum(1 for c in status_changes if c.regressed),
+            no_earlier_count=len(unknown_before),
             new_applications=len(new_apps),
             missing_applications=len(missing_apps),
         ),
         new_critical=new_critical,
+        no_earlier_count=unknown_before,
         fixed=fixed,
         status_changes=status_changes,
         new_applications=new_apps,

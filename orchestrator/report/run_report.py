@@ -75,8 +75,21 @@ class RunReport(ResultModel):
 
     @property
     def succeeded(self) -> bool:
-        """True when every promotion completed; the run then exits 0."""
+        """True when every promotion completed."""
         return self.summary.by_status[Outcome.COMPLETED] == self.summary.total
+
+    @property
+    def gate_failed(self) -> bool:
+        """True when ``--fail-on`` was given and a report crossed it (or could not be checked)."""
+        return self.policy_gate is not None and self.policy_gate.failed
+
+    @property
+    def passed(self) -> bool:
+        """True when the night went well: every promotion completed, none crossed the gate,
+        nothing stopped the run. What exit code 0 means, and what a dashboard counts."""
+        if self.exit_code is not None:
+            return self.exit_code == 0
+        return self.succeeded and not self.gate_failed and self.stopped is None
 
     def summary_fields(self, *, listed: int = 20) -> dict[str, Any]:
         """The closing ``run.summary`` log event: counts, timings, and what did not complete."""

@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import structlog
 
-from orchestrator.errors import ExitCode, UsageError, sole_error
+from orchestrator.errors import ExitCode, ServerError, UsageError, sole_error
 from orchestrator.manifest.model import manifest_digest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
@@ -48,11 +48,42 @@ async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None
     """
     config = what if isinstance(what, RunConfig) else resolve(what)
     control = control or RunControl()
-    report = _judged(await _executed(config, control), config, control)
+    started = datetime.now(UTC)
+    try:
+        executed = await _executed(config, control)
+    except ServerError as exc:
+        # Refused or unreachable before the first promotion: the night still leaves its
+        # report and metrics, so a dashboard shows it failed rather than last night's numbers.
+        _written(_refused(config, exc, started), config)
+        raise
+    return _written(_judged(executed, config, control), config)
+
+
+def _written(report: RunReport, config: RunConfig) -> RunReport:
     with _signals_ignored(config.handle_signals):
         write_all(report, config)
-    log.info("run.summary", report=str(config.report_path), **_summary_fields(report))
+    emit = log.info if report.passed else log.warning
+    emit("run.summary", report=str(config.report_path), **_summary_fields(report))
     return report
+
+
+def _refused(config: RunConfig, error: ServerError, started: datetime) -> RunReport:
+    """The report of a run the server refused before anything was sent: no promotions, the
+    error, and its exit code."""
+    finished = datetime.now(UTC)
+    report = RunReport(
+        started_at=started,
+        finished_at=finished,
+        duration_seconds=round((finished - started).total_seconds(), 3),
+        server_url=config.client.base_url if config.client is not None else "",
+        manifest=config.manifest_path,
+        dry_run=config.dry_run,
+        summary=Summary.of([]),
+        results=[],
+        error=str(error),
+        exit_code=int(error.exit_code),
+    )
+    return SCRUBBER.scrub_model(report)
 
 
 async def _executed(config: RunConfig, control: RunControl) -> RunReport:
@@ -69,22 +100,35 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
             journal.begin(config.journal_id, manifest_digest(config.manifest), started)
         clock = time.monotonic()
         try:
-            async with (
-                connected(config.client, config.manifest) as settings,
-                anyio.create_task_group() as tg,
-            ):
-                if config.handle_signals:
-                    tg.start_soon(watch_signals, control, config.grace)
-                executed = await execute(config, settings, control, journal, resume)
-                tg.cancel_scope.cancel()
-        except ExceptionGroup as group:
-            raise sole_error(group) from None
+            executed = await _connected(config, control, journal, resume)
+        except ServerError:
+            if journal is not None and resume is None:
+                journal.end([])  # refused before anything was sent: nothing to resume
+            raise
         if journal is not None:
             journal.end(executed.results)
     elapsed = time.monotonic() - clock
     if resume is not None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
     return _report(config, executed, started, elapsed)
+
+
+async def _connected(
+    config: RunConfig, control: RunControl, journal: Journal | None, resume: ResumePoint | None
+) -> Executed:
+    """Execute with the server connected and signals watched; a task's error raised as itself."""
+    try:
+        async with (
+            connected(config.client, config.manifest) as settings,
+            anyio.create_task_group() as tg,
+        ):
+            if config.handle_signals:
+                tg.start_soon(watch_signals, control, config.grace)
+            executed = await execute(config, settings, control, journal, resume)
+            tg.cancel_scope.cancel()
+    except ExceptionGroup as group:
+        raise sole_error(group) from None
+    return executed
 
 
 def _resume_point(journal: Journal, config: RunConfig) -> ResumePoint | None:

@@ -1,0 +1,199 @@
+"""A night as cron, CI and the on-call person see it, through the real command line: a crossed
+gate is visible in every output, unknown counts are never zero, quiet runs still say what
+went wrong, and a terminal gets a summary instead of a log."""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from rich.console import Console
+from sample_reports import GATED_APP, UNCHECKED_APP, gated_report
+from test_cli import (
+    CLEAN_APP,
+    CRITICAL_APP,
+    PROMOTE,
+    REEVALUATE,
+    ThreadedSimulatorFactory,
+    events,
+    first_verdict,
+    invoke,
+    read_json,
+    run_against,
+    write_manifest,
+)
+
+from orchestrator.cli.console import summary_renderable
+from orchestrator.logs import configure_logging
+from orchestrator.render.html import render_html
+from orchestrator.render.junit import render_junit
+from orchestrator.render.markdown import render_markdown
+from orchestrator.render.metrics import render_metrics
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """The command configures structlog for the whole process: put back what others expect."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+def test_a_crossed_gate_is_visible_in_every_output(tmp_path: Path) -> None:
+    assert first_verdict(CRITICAL_APP).critical > 0, "choose another CRITICAL_APP"
+    assert first_verdict(CLEAN_APP).critical == 0, "choose another CLEAN_APP"
+    manifest = write_manifest(tmp_path / "gate.yaml", ([CRITICAL_APP, CLEAN_APP], PROMOTE))
+    out = {name: tmp_path / f"night.{name}" for name in ("json", "md", "html", "xml", "prom")}
+    result = invoke(
+        "run", manifest, "--simulate", "--fail-on", "critical",
+        "--report", out["json"], "--markdown", out["md"], "--html", out["html"],
+        "--junit", out["xml"], "--metrics", out["prom"],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    assert read_json(out["json"])["summary"]["byStatus"]["COMPLETED"] == 2
+
+    markdown = out["md"].read_text()
+    assert markdown.startswith(
+        "## ❌ iq-promote: 2 of 2 promotions completed; 1 crossed --fail-on critical\n"
+    )
+    gate_table = markdown.split("### Failed the gate: --fail-on critical (1)", 1)[1]
+    assert CRITICAL_APP in gate_table.split("###", 1)[0]
+    assert CLEAN_APP not in gate_table.split("###", 1)[0]
+
+    html = out["html"].read_text()
+    assert "every promotion completed" not in html
+    assert re.search(r'<header class="failed"><h1>[^<]*1 crossed --fail-on critical', html)
+    assert 'id="gate"' in html
+
+    suite = ET.fromstring(out["xml"].read_text()).find("testsuite")  # noqa: S314 - our own output
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    failures = {
+        case.get("name", ""): failure.get("type")
+        for case in suite.iter("testcase")
+        if (failure := case.find("failure")) is not None
+    }
+    assert [(CRITICAL_APP in name, kind) for name, kind in failures.items()] == [
+        (True, "POLICY_GATE")
+    ]
+
+    metrics = out["prom"].read_text()
+    assert 'iq_promote_policy_gate_crossed{manifest="gate",fail_on="critical"} 1' in metrics
+    assert 'iq_promote_last_run_exit_code{manifest="gate"} 1' in metrics
+    assert 'iq_promote_last_success_timestamp_seconds{manifest="gate"} 0' in metrics
+
+
+def test_a_gated_night_keeps_the_last_success_where_it_was() -> None:
+    report = gated_report()
+    text = render_metrics(report, previous_last_success=1_700_000_000.0)
+    assert 'iq_promote_last_success_timestamp_seconds{manifest="nightly"} 1700000000\n' in text
+    assert 'iq_promote_policy_gate_unchecked{manifest="nightly",fail_on="critical"} 1' in text
+    passed = report.model_copy(update={"policy_gate": None, "exit_code": 0})
+    moved = render_metrics(passed, previous_last_success=1_700_000_000.0)
+    stamp = int(passed.finished_at.timestamp())
+    assert f'iq_promote_last_success_timestamp_seconds{{manifest="nightly"}} {stamp}\n' in moved
+
+
+def test_an_unchecked_report_fails_the_gate_visibly_too() -> None:
+    report = gated_report()
+    markdown = render_markdown(report)
+    assert "1 could not be checked against --fail-on critical" in markdown.splitlines()[0]
+    rows = markdown.split("### Failed the gate", 1)[1]
+    assert GATED_APP in rows
+    assert re.search(rf"{UNCHECKED_APP}.*not checked", rows)
+    cases = {
+        c.get("name", ""): c.find("failure")
+        for c in ET.fromstring(render_junit(report)).iter("testcase")  # noqa: S314 - ours
+    }
+    unchecked = next(f for name, f in cases.items() if UNCHECKED_APP in name)
+    assert unchecked is not None
+    assert "could not be checked" in unchecked.get("message", "")
+    assert "billing-ui" in render_html(report)
+
+
+def test_the_terminal_summary_shows_the_gate_and_where_the_report_went() -> None:
+    report = gated_report().model_copy(update={"stopped": "SIGTERM"})
+    out = io.StringIO()
+    Console(file=out, width=160).print(
+        summary_renderable(
+            report,
+            report_path=Path("/var/reports/night.json"),
+            resume_command=["iq-promote", "run", "nightly.yaml", "--resume"],
+        )
+    )
+    text = out.getvalue()
+    assert text.startswith("✘ 3 of 3 promotions completed; 1 crossed --fail-on critical")
+    gate = text.split("Failed the gate: --fail-on critical", 1)[1]
+    assert re.search(rf"{GATED_APP} .*crossed .*2 .*1 ", gate)
+    assert re.search(rf"{UNCHECKED_APP} .*not checked", gate)
+    assert "Open policy violations (2 reports)" in text
+    assert "Report: /var/reports/night.json" in text
+    assert "to continue: iq-promote run nightly.yaml --resume" in text
+
+
+def test_counts_never_read_are_no_earlier_count_not_new_critical(tmp_path: Path) -> None:
+    """Night one reads no violations (a promotion, no --fail-on); night two gates on them. The
+    criticals found on night two were unknown before, not new."""
+    manifest = write_manifest(tmp_path / "nightly.yaml", ([CRITICAL_APP, CLEAN_APP], PROMOTE))
+    states = tmp_path / "state"
+    first = invoke("run", manifest, "--simulate", "--state-dir", states)
+    assert first.exit_code == 0, first.stderr
+    report = tmp_path / "two.json"
+    second = invoke(
+        "run", manifest, "--simulate", "--state-dir", states, "--report", report,
+        "--fail-on", "critical",
+    )  # fmt: skip
+    assert second.exit_code == 1, second.stderr
+    baseline = read_json(report)["baseline"]
+    assert baseline["newCritical"] == []
+    assert baseline["counts"]["newCritical"] == 0
+    assert baseline["counts"]["noEarlierCount"] == 1
+    assert [c["publicId"] for c in baseline["noEarlierCount"]] == [CRITICAL_APP]
+
+
+def test_quiet_still_says_which_applications_could_not_run(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    with threaded_simulator_factory() as sim:
+        known = sim.portfolio.applications[0].public_id
+        manifest = write_manifest(tmp_path / "m.yaml", ([known, "no-such-app"], REEVALUATE))
+        result = run_against(sim, manifest, "-q")
+    assert result.exit_code == 1
+    warned = [e for e in events(result) if e["level"] == "warning"]
+    errors = [e for e in warned if e["event"] == "promotion.error"]
+    assert [e["publicId"] for e in errors] == ["no-such-app"]
+    assert "not known" in errors[0]["reason"]
+    summary = next(e for e in warned if e["event"] == "run.summary")
+    assert summary["exitCode"] == 1
+    assert all(e["level"] != "info" for e in events(result))
+
+
+def test_a_quiet_good_night_says_nothing(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.yaml", ([CLEAN_APP], PROMOTE))
+    result = invoke("run", manifest, "--simulate", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_warnings_only_and_a_log_file_gets_info() -> None:
+    terminal = _Terminal()
+    configure_logging(stream=terminal)
+    log = structlog.get_logger("test")
+    log.info("quiet.detail")
+    log.warning("worth.seeing")
+    assert "quiet.detail" not in terminal.getvalue()
+    assert "worth.seeing" in terminal.getvalue()
+    file = io.StringIO()
+    configure_logging(stream=file)
+    structlog.get_logger("test").info("quiet.detail")
+    assert '"event": "quiet.detail"' in file.getvalue()
