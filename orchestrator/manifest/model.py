@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -19,12 +21,17 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    PlainSerializer,
+    PrivateAttr,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from orchestrator import defaults
@@ -36,6 +43,7 @@ from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.manifest.source import DataPath, collector_paused, read_document
 
 __all__ = [
+    "Duration",
     "Manifest",
     "PollingSettings",
     "PromotionEntry",
@@ -167,6 +175,37 @@ def _password_reference(value: str) -> str:
     return value.strip()
 
 
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A span of time as a manifest writes it (``30m``, ``12h``, ``7d``); kept as written, so
+    that a message says "within 24h" where the manifest said 24h."""
+
+    text: str
+    delta: timedelta
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_DURATION = re.compile(r"\s*([0-9]+)\s*([mhd])\s*")
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, Duration):
+        return value
+    found = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        raise _fail(
+            "duration",
+            "{got} is not a duration: write a whole number and m (minutes), h (hours) or "
+            "d (days), such as 30m, 12h or 7d",
+            got=shown(value),
+        )
+    amount, unit = found.groups()
+    return Duration(f"{int(amount)}{unit}", int(amount) * _UNITS[unit])
+
+
 Seconds = Annotated[float, Field(gt=0), BeforeValidator(_no_bool)]
 StageName = Annotated[Stage, BeforeValidator(_stage)]
 PublicId = Annotated[str, Field(min_length=1), AfterValidator(_public_id)]
@@ -178,6 +217,12 @@ ScanId = Annotated[
 ]
 Concurrency = Annotated[
     Annotated[int, Field(ge=1, le=1000)] | Literal["auto"], BeforeValidator(_concurrency)
+]
+DurationText = Annotated[
+    Duration,
+    BeforeValidator(_duration),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]+[mhd]$", "examples": ["12h", "7d"]}),
 ]
 
 
@@ -293,14 +338,24 @@ class Transition(ManifestModel):
         return self
 
 
-_SELECTORS = ("applications", "organization", "all")
+_SCOPES = ("applications", "organization", "organizations", "all")
+"""Where an entry's applications come from: at most one of these."""
+_SELECTORS = (*_SCOPES, "categories")
+_EXCLUSIVE = [
+    *((a, b) for i, a in enumerate(_SCOPES) for b in _SCOPES[i + 1 :]),
+    ("applications", "categories"),
+]
+"""Pairs of keys an entry may not have together."""
 
 
 class PromotionEntry(ManifestModel):
     """Which applications, and the transitions each of them goes through, in order."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": [name]} for name in _SELECTORS]}
+        json_schema_extra={
+            "anyOf": [{"required": [name]} for name in _SELECTORS],
+            "not": {"anyOf": [{"required": list(pair)} for pair in _EXCLUSIVE]},
+        }
     )
 
     name: Text | None = None
@@ -310,50 +365,95 @@ class PromotionEntry(ManifestModel):
     """Public ids of the applications."""
 
     organization: Text | None = None
-    """Every application of this organization (name or id)."""
+    """Every application of this organization and its sub-organizations (a name, a
+    Parent/Child path, or an id)."""
+
+    organizations: tuple[Text, ...] | None = Field(default=None, min_length=1)
+    """Every application of these organizations and their sub-organizations."""
 
     all: Annotated[Literal[True], BeforeValidator(_only_true)] | None = None
     """Every application on the server."""
 
+    categories: tuple[Text, ...] | None = Field(default=None, min_length=1)
+    """Applications carrying any of these application categories; with 'organization' or
+    'organizations', only theirs."""
+
+    include_sub_organizations: bool = True
+    """With 'organization' or 'organizations': false takes only the applications placed
+    directly in them, not those of their sub-organizations."""
+
     exclude: tuple[PublicId, ...] = ()
-    """Public ids to leave out of an organization or 'all'."""
+    """Public ids to leave out of what the entry selects."""
+
+    exclude_organizations: tuple[Text, ...] = ()
+    """Organizations whose applications (and their sub-organizations') to leave out."""
+
+    skip_if_evaluated_within: DurationText | None = None
+    """SKIPPED, not promoted: an application whose latest report at the first transition's
+    target stage is younger than this (30m, 12h, 7d; 0m never skips). Overrides the top-level
+    value."""
 
     transitions: tuple[Transition, ...] = Field(min_length=1)
     """Run in order for each application; one that does not complete skips the rest."""
 
-    @field_validator("applications")
+    _line: int | None = PrivateAttr(default=None)
+
+    @property
+    def line(self) -> int | None:
+        """The line the entry starts at in its manifest, when it was read from one."""
+        return self._line
+
+    @property
+    def selects(self) -> bool:
+        """Whether the entry chooses its applications (by organization, category or 'all')
+        rather than naming them: then an application the entry does not apply to is skipped,
+        where a named one is an error."""
+        return self.applications is None
+
+    @field_validator("applications", "organizations", "categories")
     @classmethod
-    def _no_repeats(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    def _no_repeats(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
         first: dict[str, int] = {}
-        for index, public_id in enumerate(value or ()):
-            if public_id in first:
+        key = to_camel(info.field_name or "")
+        for index, item in enumerate(value or ()):
+            if item in first:
                 raise _fail(
                     "duplicate",
-                    "'{value}' is listed twice (also applications[{first}])",
-                    value=public_id,
-                    first=first[public_id],
+                    "'{value}' is listed twice (also {key}[{first}])",
+                    value=item,
+                    key=key,
+                    first=first[item],
                     at=(index,),
                 )
-            first[public_id] = index
+            first[item] = index
         return value
 
     @model_validator(mode="after")
     def _selection(self) -> Self:
-        given = [name for name in _SELECTORS if getattr(self, name) is not None]
-        if not given:
-            raise _fail("selector", "give one of 'applications', 'organization' or 'all: true'")
+        given = [name for name in _SCOPES if getattr(self, name) is not None]
+        if not given and self.categories is None:
+            raise _fail(
+                "selector",
+                "give one of 'applications', 'organization', 'organizations', 'categories' "
+                "or 'all: true'",
+            )
         if len(given) > 1:
             raise _fail(
                 "selector",
-                "give only one of 'applications', 'organization' and 'all' (found {found})",
+                "give only one of 'applications', 'organization', 'organizations' and 'all' "
+                "(found {found})",
                 found=" and ".join(f"'{name}'" for name in given),
             )
-        if self.exclude and self.applications is not None:
+        if self.applications is not None:
+            self._named_only()
+        by_organization = self.organization is not None or self.organizations is not None
+        if "include_sub_organizations" in self.model_fields_set and not by_organization:
             raise _fail(
-                "exclude",
-                "'exclude' goes with 'organization' or 'all'; leave the application out of "
-                "'applications' instead",
-                at=("exclude",),
+                "sub_organizations",
+                "'includeSubOrganizations' goes with 'organization' or 'organizations'",
+                at=("includeSubOrganizations",),
             )
         single = self.applications is not None and len(self.applications) == 1
         for index, transition in enumerate(self.transitions):
@@ -365,6 +465,28 @@ class PromotionEntry(ManifestModel):
                     at=("transitions", index, "scanId"),
                 )
         return self
+
+    def _named_only(self) -> None:
+        """What may not go with ``applications``: it names the applications already."""
+        if self.categories is not None:
+            raise _fail(
+                "categories",
+                "'categories' chooses among an organization's applications or all of them; "
+                "with 'applications', list only the ones you want",
+                at=("categories",),
+            )
+        for key, value in (
+            ("exclude", self.exclude),
+            ("excludeOrganizations", self.exclude_organizations),
+        ):
+            if value:
+                raise _fail(
+                    "exclude",
+                    "'{key}' goes with 'organization', 'organizations', 'categories' or "
+                    "'all'; leave the application out of 'applications' instead",
+                    key=key,
+                    at=(key,),
+                )
 
 
 class Manifest(ManifestModel):
@@ -390,11 +512,34 @@ class Manifest(ManifestModel):
     polling: PollingSettings = Field(default_factory=PollingSettings)
     """How often to check on a submitted evaluation."""
 
+    skip_if_evaluated_within: DurationText | None = None
+    """Every entry's skipIfEvaluatedWithin, unless the entry gives its own."""
+
     promotions: tuple[PromotionEntry, ...] = Field(min_length=1)
     """Entries, run in order for each application; different applications run concurrently."""
 
     repository_results: RepositoryResultsSection | None = None
     """A firewall summary (Repository Results API) to add to each run's report."""
+
+    _source: str = PrivateAttr(default="<manifest>")
+
+    @property
+    def source(self) -> str:
+        """The file (or name) the manifest was read from, as its errors name it."""
+        return self._source
+
+    def skip_window(self, entry: PromotionEntry) -> timedelta | None:
+        """How recent a report at the target stage makes ``entry`` skip an application: the
+        entry's own skipIfEvaluatedWithin, else the manifest's; None when it never skips."""
+        window = entry.skip_if_evaluated_within or self.skip_if_evaluated_within
+        return window.delta if window is not None and window.delta else None
+
+    def problem(self, entry_index: int, field: str, message: str) -> ManifestError:
+        """A problem with an entry that only the server's answers reveal (a name two
+        organizations share), at the entry's line, as if validation had found it."""
+        entry = self.promotions[entry_index]
+        where = f"promotions[{entry_index}]" + (f".{field}" if field else "")
+        return ManifestError([ManifestProblem(self.source, entry.line, where, message)])
 
     @model_validator(mode="before")
     @classmethod
@@ -473,4 +618,9 @@ def _validate(
         manifest = Manifest.model_validate(document.data, by_alias=True, by_name=False)
     except ValidationError as exc:
         return None, [*problems, *problems_from(exc, document, Manifest)]
+    # Lines are known only now, while the YAML nodes are at hand; the plan's look-ups later
+    # find problems (a shared organization name) that must point at the entry too.
+    manifest._source = source
+    for index, entry in enumerate(manifest.promotions):
+        entry._line = document.line_of(("promotions", index))
     return manifest, problems
