@@ -228,6 +228,7 @@ def test_a_run_that_completes_exits_0_and_writes_every_output(full_run: FullRun)
             "TIMED_OUT": 0,
             "CANCELLED": 0,
         },
+        "notApplicable": 0,
     }
     assert [r["publicId"] for r in document["results"]] == ["alpha-api", "beta-web", "gamma-svc"]
     junit = ET.parse(full_run.outputs["--junit"]).getroot()  # noqa: S314 - our own output
