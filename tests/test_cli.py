@@ -363,21 +363,23 @@ def test_a_baseline_that_is_not_a_report_is_refused_before_anything_is_sent(
 # --- exit codes -------------------------------------------------------------------------------
 
 
-def test_the_example_manifest_exits_1_because_one_application_was_never_released(
+def test_the_example_manifest_exits_0_and_skips_what_was_never_released(
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "example.json"
     result = invoke(
         "run", REPO / "manifests" / "example.yaml", "--simulate", "--report", report, "--quiet"
     )
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == 0, result.stderr
     document = read_json(report)
     not_completed = [r for r in document["results"] if r["status"] != "COMPLETED"]
-    assert not_completed
-    assert all(r["reason"] for r in not_completed)
-    assert any(
-        "No scan available to promote from stage release" in r["reason"] for r in not_completed
-    )
+    assert not_completed, "some Retail application was never released"
+    assert {(r["status"], r["notApplicable"], r["reason"]) for r in not_completed} == {
+        ("SKIPPED", "noSourceScan", "no release scan")
+    }
+    assert {r["organization"] for r in not_completed} == {"Retail"}
+    assert document["summary"]["notApplicable"] == len(not_completed)
+    assert "legacy-pos" not in {r["publicId"] for r in document["results"]}, "excluded"
 
 
 def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:

@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 import orchestrator.manifest.model
 from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
-from orchestrator.manifest.model import Manifest, Transition, load_manifest, parse_manifest
+from orchestrator.manifest.model import (
+    Duration,
+    Manifest,
+    Transition,
+    load_manifest,
+    parse_manifest,
+)
 
 jsonschema = importlib.import_module("jsonschema")  # untyped: no stubs among the dev dependencies
 
@@ -872,8 +878,8 @@ def test_entries_select_by_organizations_and_categories_and_know_their_lines() -
     assert [e.selects for e in manifest.promotions] == [True, True, True]
     assert [e.line for e in manifest.promotions] == [4, 11, 14]
     assert manifest.source == "select.yaml"
-    assert manifest.skip_window(first) == timedelta(hours=12), "the top-level value"
-    assert manifest.skip_window(second) == timedelta(days=7), "the entry's own wins"
+    assert manifest.skip_window(first) == Duration("12h", timedelta(hours=12)), "the top level's"
+    assert manifest.skip_window(second) == Duration("7d", timedelta(days=7)), "the entry's own"
     assert manifest.skip_window(third) is None, "0m never skips"
     assert str(second.skip_if_evaluated_within) == "7d"
 

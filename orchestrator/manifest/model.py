@@ -528,11 +528,11 @@ class Manifest(ManifestModel):
         """The file (or name) the manifest was read from, as its errors name it."""
         return self._source
 
-    def skip_window(self, entry: PromotionEntry) -> timedelta | None:
+    def skip_window(self, entry: PromotionEntry) -> Duration | None:
         """How recent a report at the target stage makes ``entry`` skip an application: the
         entry's own skipIfEvaluatedWithin, else the manifest's; None when it never skips."""
         window = entry.skip_if_evaluated_within or self.skip_if_evaluated_within
-        return window.delta if window is not None and window.delta else None
+        return window if window is not None and window.delta else None
 
     def problem(self, entry_index: int, field: str, message: str) -> ManifestError:
         """A problem with an entry that only the server's answers reveal (a name two
