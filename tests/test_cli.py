@@ -628,8 +628,63 @@ def test_plan_marks_unknown_applications_and_sends_no_promotion(
     assert as_text.exit_code == 0, as_text.stderr
     assert "ERROR: " in as_text.stdout
     assert as_text.stdout.strip().splitlines()[-1] == (
-        "2 promotions for 1 applications; 1 cannot run"
+        "2 promotions for 1 applications; 1 cannot run; 0 skipped"
     )
+    assert "promotions[0]: 1 selected, 1 to run, 1 unknown to the server" in as_text.stdout
+    assert promotions == 0
+
+
+def test_plan_counts_per_entry_what_is_selected_skipped_and_why(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    with threaded_simulator_factory(apps=40) as sim:
+        portfolio = sim.portfolio
+        deployed = [a for a in portfolio.applications if portfolio.latest(a.id, Stage.OPERATE)]
+        kept_out = deployed[0].public_id
+        manifest.write_text(
+            "version: 1\npromotions:\n"
+            "  - name: deployed\n    all: true\n"
+            f"    exclude: [{kept_out}, {kept_out}-typo]\n"
+            "    transitions: [{from: operate, to: operate}]\n",
+            encoding="utf-8",
+        )
+        server = ("--server-url", sim.base_url)
+        as_json = invoke("plan", manifest, *server, "--json", env=server_env())
+        as_text = invoke("plan", manifest, *server, env=server_env())
+        promotions = sim.stats.requests_to("promote-scan")
+    assert as_json.exit_code == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    never = len(portfolio.applications) - len(deployed)
+    assert document["entries"] == [
+        {
+            "entry": 0,
+            "name": "deployed",
+            "selected": 39,
+            "excluded": 1,
+            "skipped": {"no operate scan": never},
+            "toRun": len(deployed) - 1,
+            "unresolved": 0,
+        }
+    ]
+    skipped = [s for s in document["steps"] if "skipped" in s]
+    assert len(skipped) == never
+    assert {(s["skipped"], s["notApplicable"]) for s in skipped} == {
+        ("no operate scan", "noSourceScan")
+    }
+    (warning,) = document["warnings"]
+    assert (warning["entry"], warning["field"], warning["value"]) == (
+        0,
+        "exclude[1]",
+        f"{kept_out}-typo",
+    )
+    assert "plan.selects_nothing" in as_json.stderr, "a warning on stderr too"
+    assert as_text.exit_code == 0, as_text.stderr
+    assert (
+        f"promotions[0] deployed: 39 selected, 1 excluded, {never} skipped "
+        f"(no operate scan: {never}), {len(deployed) - 1} to run"
+    ) in as_text.stdout
+    assert "SKIPPED: no operate scan" in as_text.stdout
     assert promotions == 0
 
 
