@@ -382,6 +382,23 @@ def test_the_example_manifest_exits_0_and_skips_what_was_never_released(
     assert "legacy-pos" not in {r["publicId"] for r in document["results"]}, "excluded"
 
 
+def test_the_nightly_manifest_exits_0_on_a_healthy_portfolio(tmp_path: Path) -> None:
+    """What never reached operate or release is skipped, not failed: only a real failure
+    would make the nightly run exit 1. Polled faster than at night, the manifest otherwise
+    as shipped."""
+    shipped = (REPO / "manifests" / "nightly.yaml").read_text(encoding="utf-8")
+    fast = shipped.replace("initialInterval: 5", "initialInterval: 0.05")
+    manifest = tmp_path / "nightly.yaml"
+    manifest.write_text(fast.replace("maxInterval: 60", "maxInterval: 0.2"), encoding="utf-8")
+    report = tmp_path / "nightly.json"
+    result = invoke("run", manifest, "--simulate", "--report", report, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    document = read_json(report)
+    statuses = {(r["status"], r["notApplicable"]) for r in document["results"]}
+    assert statuses == {("COMPLETED", None), ("SKIPPED", "noSourceScan")}
+    assert "plan.selects_nothing" not in result.stderr, "sandbox-playground is left out"
+
+
 def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:
     verdict = first_verdict(CRITICAL_APP)
     assert verdict.critical > 0, "the simulator's data changed: choose another CRITICAL_APP"
@@ -686,6 +703,30 @@ def test_plan_counts_per_entry_what_is_selected_skipped_and_why(
     ) in as_text.stdout
     assert "SKIPPED: no operate scan" in as_text.stdout
     assert promotions == 0
+
+
+def test_a_name_two_organizations_share_exits_2_at_the_entrys_line(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\npromotions:\n"
+        "  - applications: [alpha-api]\n    transitions: [{from: build, to: build}]\n"
+        "  - organization: Core\n    transitions: [{from: build, to: build}]\n",
+        encoding="utf-8",
+    )
+    with threaded_simulator_factory(extra_organizations=("Payments/Core", "Platform/Core")) as sim:
+        planned = invoke("plan", manifest, "--server-url", sim.base_url, env=server_env())
+        ran = run_against(sim, manifest, "--report", tmp_path / "r.json")
+        promotions = sim.stats.requests_to("promote-scan")
+    for result in (planned, ran):
+        assert result.exit_code == 2, result.stderr
+        assert f"{manifest}:5: promotions[1].organization: 2 organizations are named 'Core'" in (
+            result.stderr
+        )
+        assert "'Payments/Core'" in result.stderr
+        assert "'Platform/Core'" in result.stderr
+    assert promotions == 0, "nothing is sent before the manifest is settled"
 
 
 # --- logs -------------------------------------------------------------------------------------
