@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator.iq.report_models import LatestReport
-from orchestrator.manifest.model import Duration, Transition
+from orchestrator.manifest.promotions import Transition
+from orchestrator.manifest.values import Duration
 from orchestrator.report.results import NotApplicable
 
 __all__ = ["Applicability", "LatestEvaluations", "Skip", "spoken_age"]
