@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sample_reports import STARTED, result
 
 from orchestrator.promote.control import RunControl
+from orchestrator.render.markdown import render_markdown
 from orchestrator.report.baseline import compare
 from orchestrator.report.results import NotApplicable, Outcome, PromotionResult
 from orchestrator.report.run_report import RunReport, Summary
@@ -82,3 +83,11 @@ def test_skipped_because_evaluated_lately_is_no_regression() -> None:
     comparison = compare(after, before, "old.json")
     assert comparison.counts.regressed == 0
     assert comparison.status_changes == []
+
+
+def test_the_markdown_summary_lists_only_what_to_act_on() -> None:
+    text = render_markdown(_report([result("done-app", Outcome.COMPLETED), NO_SCAN, BROKEN_CHAIN]))
+    assert text.startswith("## ❌ iq-promote: 1 of 3 promotions completed")
+    assert "### Not completed (1)" in text
+    assert "chained-app" in text
+    assert "never-deployed" not in text, "it did not apply: nothing to act on"

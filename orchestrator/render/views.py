@@ -89,7 +89,9 @@ def web_url(url: str | None) -> str | None:
 
 
 def not_completed(results: Iterable[PromotionResult]) -> list[PromotionResult]:
-    return [r for r in results if r.status is not Outcome.COMPLETED]
+    """What a reader should act on: not COMPLETED, and not skipped as not applicable (a
+    nightly run's thousands of never-deployed applications would hide the real failures)."""
+    return [r for r in results if r.status is not Outcome.COMPLETED and r.not_applicable is None]
 
 
 @dataclass(frozen=True, slots=True)
