@@ -28,7 +28,8 @@ class ExitCode(IntEnum):
     """What ``iq-promote`` exits with; the README's table lists the same."""
 
     OK = 0
-    """Every promotion COMPLETED (none crossed --fail-on); a dry run: every step resolved."""
+    """Every promotion COMPLETED or did not apply (none crossed --fail-on); a dry run: every
+    step resolved."""
     NOT_COMPLETED = 1
     """Some promotion did not complete, or crossed --fail-on."""
     USAGE = 2

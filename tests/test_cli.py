@@ -228,6 +228,7 @@ def test_a_run_that_completes_exits_0_and_writes_every_output(full_run: FullRun)
             "TIMED_OUT": 0,
             "CANCELLED": 0,
         },
+        "notApplicable": 0,
     }
     assert [r["publicId"] for r in document["results"]] == ["alpha-api", "beta-web", "gamma-svc"]
     junit = ET.parse(full_run.outputs["--junit"]).getroot()  # noqa: S314 - our own output
@@ -362,21 +363,40 @@ def test_a_baseline_that_is_not_a_report_is_refused_before_anything_is_sent(
 # --- exit codes -------------------------------------------------------------------------------
 
 
-def test_the_example_manifest_exits_1_because_one_application_was_never_released(
+def test_the_example_manifest_exits_0_and_skips_what_was_never_released(
     tmp_path: Path,
 ) -> None:
     report = tmp_path / "example.json"
     result = invoke(
         "run", REPO / "manifests" / "example.yaml", "--simulate", "--report", report, "--quiet"
     )
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == 0, result.stderr
     document = read_json(report)
     not_completed = [r for r in document["results"] if r["status"] != "COMPLETED"]
-    assert not_completed
-    assert all(r["reason"] for r in not_completed)
-    assert any(
-        "No scan available to promote from stage release" in r["reason"] for r in not_completed
-    )
+    assert not_completed, "some Retail application was never released"
+    assert {(r["status"], r["notApplicable"], r["reason"]) for r in not_completed} == {
+        ("SKIPPED", "noSourceScan", "no release scan")
+    }
+    assert {r["organization"] for r in not_completed} == {"Retail"}
+    assert document["summary"]["notApplicable"] == len(not_completed)
+    assert "legacy-pos" not in {r["publicId"] for r in document["results"]}, "excluded"
+
+
+def test_the_nightly_manifest_exits_0_on_a_healthy_portfolio(tmp_path: Path) -> None:
+    """What never reached operate or release is skipped, not failed: only a real failure
+    would make the nightly run exit 1. Polled faster than at night, the manifest otherwise
+    as shipped."""
+    shipped = (REPO / "manifests" / "nightly.yaml").read_text(encoding="utf-8")
+    fast = shipped.replace("initialInterval: 5", "initialInterval: 0.05")
+    manifest = tmp_path / "nightly.yaml"
+    manifest.write_text(fast.replace("maxInterval: 60", "maxInterval: 0.2"), encoding="utf-8")
+    report = tmp_path / "nightly.json"
+    result = invoke("run", manifest, "--simulate", "--report", report, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    document = read_json(report)
+    statuses = {(r["status"], r["notApplicable"]) for r in document["results"]}
+    assert statuses == {("COMPLETED", None), ("SKIPPED", "noSourceScan")}
+    assert "plan.selects_nothing" not in result.stderr, "sandbox-playground is left out"
 
 
 def test_fail_on_critical_exits_1_and_names_the_report(tmp_path: Path) -> None:
@@ -636,9 +656,88 @@ def test_plan_marks_unknown_applications_and_sends_no_promotion(
     assert as_text.exit_code == 0, as_text.stderr
     assert "ERROR: " in as_text.stdout
     assert as_text.stdout.strip().splitlines()[-1] == (
-        "2 promotions for 1 applications; 1 cannot run"
+        "2 promotions for 1 applications; 1 cannot run; 0 skipped"
     )
+    assert "promotions[0]: 1 selected, 1 to run, 1 unknown to the server" in as_text.stdout
     assert promotions == 0
+
+
+def test_plan_counts_per_entry_what_is_selected_skipped_and_why(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    with threaded_simulator_factory(apps=40) as sim:
+        portfolio = sim.portfolio
+        deployed = [a for a in portfolio.applications if portfolio.latest(a.id, Stage.OPERATE)]
+        kept_out = deployed[0].public_id
+        manifest.write_text(
+            "version: 1\npromotions:\n"
+            "  - name: deployed\n    all: true\n"
+            f"    exclude: [{kept_out}, {kept_out}-typo]\n"
+            "    transitions: [{from: operate, to: operate}]\n",
+            encoding="utf-8",
+        )
+        server = ("--server-url", sim.base_url)
+        as_json = invoke("plan", manifest, *server, "--json", env=server_env())
+        as_text = invoke("plan", manifest, *server, env=server_env())
+        promotions = sim.stats.requests_to("promote-scan")
+    assert as_json.exit_code == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    never = len(portfolio.applications) - len(deployed)
+    assert document["entries"] == [
+        {
+            "entry": 0,
+            "name": "deployed",
+            "selected": 39,
+            "excluded": 1,
+            "skipped": {"no operate scan": never},
+            "toRun": len(deployed) - 1,
+            "unresolved": 0,
+        }
+    ]
+    skipped = [s for s in document["steps"] if "skipped" in s]
+    assert len(skipped) == never
+    assert {(s["skipped"], s["notApplicable"]) for s in skipped} == {
+        ("no operate scan", "noSourceScan")
+    }
+    (warning,) = document["warnings"]
+    assert (warning["entry"], warning["field"], warning["value"]) == (
+        0,
+        "exclude[1]",
+        f"{kept_out}-typo",
+    )
+    assert "plan.selects_nothing" in as_json.stderr, "a warning on stderr too"
+    assert as_text.exit_code == 0, as_text.stderr
+    assert (
+        f"promotions[0] deployed: 39 selected, 1 excluded, {never} skipped "
+        f"(no operate scan: {never}), {len(deployed) - 1} to run"
+    ) in as_text.stdout
+    assert "SKIPPED: no operate scan" in as_text.stdout
+    assert promotions == 0
+
+
+def test_a_name_two_organizations_share_exits_2_at_the_entrys_line(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\npromotions:\n"
+        "  - applications: [alpha-api]\n    transitions: [{from: build, to: build}]\n"
+        "  - organization: Core\n    transitions: [{from: build, to: build}]\n",
+        encoding="utf-8",
+    )
+    with threaded_simulator_factory(extra_organizations=("Payments/Core", "Platform/Core")) as sim:
+        planned = invoke("plan", manifest, "--server-url", sim.base_url, env=server_env())
+        ran = run_against(sim, manifest, "--report", tmp_path / "r.json")
+        promotions = sim.stats.requests_to("promote-scan")
+    for result in (planned, ran):
+        assert result.exit_code == 2, result.stderr
+        assert f"{manifest}:5: promotions[1].organization: 2 organizations are named 'Core'" in (
+            result.stderr
+        )
+        assert "'Payments/Core'" in result.stderr
+        assert "'Platform/Core'" in result.stderr
+    assert promotions == 0, "nothing is sent before the manifest is settled"
 
 
 # --- logs -------------------------------------------------------------------------------------

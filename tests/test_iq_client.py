@@ -351,3 +351,14 @@ async def test_no_public_ids_asks_nothing(simulator: Simulator) -> None:
     async with IqClient(settings_for(simulator.base_url)) as client:
         assert await client.applications_by_public_id([]) == []
     assert simulator.stats.total_requests == 0
+
+
+async def test_categories_in_use_name_every_tag_applications_carry(simulator: Simulator) -> None:
+    async with IqClient(settings_for(simulator.base_url)) as client:
+        in_use = await client.categories_in_use()
+        tagged = await client.applications(include_categories=True)
+    carried = {t.tag_id for a in tagged for t in a.application_tags or []}
+    assert carried
+    assert {c.id for c in in_use} == carried
+    assert {c.name for c in in_use} <= {"Tier-1", "Internal", "PCI", "Customer-Facing"}
+    assert simulator.stats.requests_to("categories-used", "GET") == 1

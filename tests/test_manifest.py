@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from orchestrator.errors import ManifestError, ManifestProblem
 from orchestrator.iq.models import Stage
 from orchestrator.manifest.model import (
     MAX_MANIFEST_BYTES,
+    Duration,
     Manifest,
     Transition,
     load_manifest,
@@ -202,11 +204,18 @@ def test_an_unquoted_numeric_organization_or_scan_id_is_refused() -> None:
             transitions: [{from: build, to: build}]
           - applications: [a]
             transitions: [{scanId: 12345678901234567890123456789012, to: release}]
+          - organizations: [Payments, 2025]
+            excludeOrganizations: [0755]
+            categories: [3.10]
+            transitions: [{from: build, to: build}]
         """
     )
     assert [(line, field) for line, field, _ in found] == [
         (3, "promotions[0].organization"),
         (6, "promotions[1].transitions[0].scanId"),
+        (7, "promotions[2].organizations[1]"),
+        (8, "promotions[2].excludeOrganizations[0]"),
+        (9, "promotions[2].categories[0]"),
     ]
     assert all("write it in quotes" in message for _, _, message in found)
 
@@ -521,7 +530,7 @@ def test_a_password_in_plain_text_is_refused_without_echoing_it(written: str) ->
                 2,
                 "retries",
                 "unknown field 'retries'; the fields here are version, server, concurrency, "
-                "promotionTimeout, polling, promotions, repositoryResults",
+                "promotionTimeout, polling, skipIfEvaluatedWithin, promotions, repositoryResults",
             ),
             id="unknown-top-key-far",
         ),
@@ -726,7 +735,14 @@ def entry(body: str) -> str:
             - name: nothing selected
               transitions: [{from: build, to: release}]
             """,
-            [(3, "promotions[0]", "give one of 'applications', 'organization' or 'all: true'")],
+            [
+                (
+                    3,
+                    "promotions[0]",
+                    "give one of 'applications', 'organization', 'organizations', "
+                    "'categories' or 'all: true'",
+                )
+            ],
             id="no-selector",
         ),
         pytest.param(
@@ -739,8 +755,8 @@ def entry(body: str) -> str:
                 (
                     3,
                     "promotions[0]",
-                    "give only one of 'applications', 'organization' and 'all' "
-                    "(found 'organization' and 'all')",
+                    "give only one of 'applications', 'organization', 'organizations' and "
+                    "'all' (found 'organization' and 'all')",
                 )
             ],
             id="two-selectors",
@@ -771,8 +787,8 @@ def entry(body: str) -> str:
                 (
                     4,
                     "promotions[0].exclude",
-                    "'exclude' goes with 'organization' or 'all'; leave the application out "
-                    "of 'applications' instead",
+                    "'exclude' goes with 'organization', 'organizations', 'categories' or "
+                    "'all'; leave the application out of 'applications' instead",
                 )
             ],
             id="exclude-with-applications",
@@ -784,10 +800,192 @@ def entry(body: str) -> str:
             [(3, "promotions[0]", "must be a mapping of keys and values, not 3")],
             id="entry-scalar",
         ),
+        pytest.param(
+            """\
+            - organization: Payments
+              organizations: [Retail]
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    3,
+                    "promotions[0]",
+                    "give only one of 'applications', 'organization', 'organizations' and "
+                    "'all' (found 'organization' and 'organizations')",
+                )
+            ],
+            id="organization-and-organizations",
+        ),
+        pytest.param(
+            """\
+            - applications: [payments-api]
+              categories: [Tier-1]
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    4,
+                    "promotions[0].categories",
+                    "'categories' chooses among an organization's applications or all of them; "
+                    "with 'applications', list only the ones you want",
+                )
+            ],
+            id="categories-with-applications",
+        ),
+        pytest.param(
+            """\
+            - applications: [payments-api]
+              excludeOrganizations: [Payments Sandbox]
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    4,
+                    "promotions[0].excludeOrganizations",
+                    "'excludeOrganizations' goes with 'organization', 'organizations', "
+                    "'categories' or 'all'; leave the application out of 'applications' instead",
+                )
+            ],
+            id="exclude-organizations-with-applications",
+        ),
+        pytest.param(
+            """\
+            - all: true
+              includeSubOrganizations: false
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    4,
+                    "promotions[0].includeSubOrganizations",
+                    "'includeSubOrganizations' goes with 'organization' or 'organizations'",
+                )
+            ],
+            id="sub-organizations-without-organization",
+        ),
+        pytest.param(
+            """\
+            - organizations: [Payments, Retail, Payments]
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    3,
+                    "promotions[0].organizations[2]",
+                    "'Payments' is listed twice (also organizations[0])",
+                )
+            ],
+            id="organizations-repeated",
+        ),
+        pytest.param(
+            """\
+            - categories: []
+              transitions: [{from: build, to: release}]
+            """,
+            [(3, "promotions[0].categories", "must not be empty")],
+            id="categories-empty",
+        ),
+        pytest.param(
+            """\
+            - all: true
+              skipIfEvaluatedWithin: 24
+              transitions: [{from: build, to: release}]
+            """,
+            [
+                (
+                    4,
+                    "promotions[0].skipIfEvaluatedWithin",
+                    "24 is not a duration: write a whole number and m (minutes), h (hours) or "
+                    "d (days), such as 30m, 12h or 7d",
+                )
+            ],
+            id="duration-without-unit",
+        ),
     ],
 )
 def test_entry_problems(body: str, expected: list[tuple[int, str, str]]) -> None:
     assert problems(entry(body)) == expected
+
+
+SELECTING = """\
+version: 1
+skipIfEvaluatedWithin: 12h
+promotions:
+  - name: payments tier-1
+    organizations: [Payments, Retail/Checkout]
+    excludeOrganizations: [Payments Sandbox]
+    categories: [Tier-1, PCI]
+    includeSubOrganizations: false
+    exclude: [legacy-pos]
+    transitions: [{from: release, to: release}]
+  - categories: [Internal]
+    skipIfEvaluatedWithin: 7d
+    transitions: [{from: operate, to: operate}]
+  - organization: Platform
+    skipIfEvaluatedWithin: 0m
+    transitions: [{from: build, to: build}]
+"""
+
+
+def test_entries_select_by_organizations_and_categories_and_know_their_lines() -> None:
+    manifest = parse_manifest(SELECTING, source="select.yaml", env={})
+    first, second, third = manifest.promotions
+    assert first.organizations == ("Payments", "Retail/Checkout")
+    assert first.exclude_organizations == ("Payments Sandbox",)
+    assert first.categories == ("Tier-1", "PCI")
+    assert first.include_sub_organizations is False
+    assert second.include_sub_organizations is True, "sub-organizations are in by default"
+    assert [e.selects for e in manifest.promotions] == [True, True, True]
+    assert [e.line for e in manifest.promotions] == [4, 11, 14]
+    assert manifest.source == "select.yaml"
+    assert manifest.skip_window(first) == Duration("12h", timedelta(hours=12)), "the top level's"
+    assert manifest.skip_window(second) == Duration("7d", timedelta(days=7)), "the entry's own"
+    assert manifest.skip_window(third) is None, "0m never skips"
+    assert str(second.skip_if_evaluated_within) == "7d"
+
+
+def test_a_problem_the_server_reveals_points_at_the_entry() -> None:
+    manifest = parse_manifest(SELECTING, source="select.yaml", env={})
+    error = manifest.problem(1, "categories[0]", "something the server said")
+    assert [str(p) for p in error.problems] == [
+        "select.yaml:11: promotions[1].categories[0]: something the server said"
+    ]
+    assert error.exit_code == 2
+
+
+def test_lines_survive_loading_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "select.yaml"
+    path.write_text(SELECTING, encoding="utf-8")
+    manifest = load_manifest(path, env={})
+    assert manifest.source == str(path)
+    assert [e.line for e in manifest.promotions] == [4, 11, 14]
+
+
+@pytest.mark.parametrize(
+    ("written", "expected", "shown_as"),
+    [
+        ("30m", timedelta(minutes=30), "30m"),
+        ("12h", timedelta(hours=12), "12h"),
+        ("7d", timedelta(days=7), "7d"),
+        (" 24 h ", timedelta(hours=24), "24h"),
+        ("0m", timedelta(0), "0m"),
+    ],
+)
+def test_durations(written: str, expected: timedelta, shown_as: str) -> None:
+    manifest = parse(f"version: 1\nskipIfEvaluatedWithin: '{written}'\n" + ENTRY)
+    assert manifest.skip_if_evaluated_within is not None
+    assert manifest.skip_if_evaluated_within.delta == expected
+    assert str(manifest.skip_if_evaluated_within) == shown_as
+
+
+@pytest.mark.parametrize("written", ["1w", "1.5h", "-1h", "h", "24 hours", "''", "[12h]"])
+def test_what_is_not_a_duration(written: str) -> None:
+    line, field, message = only_problem(f"version: 1\nskipIfEvaluatedWithin: {written}\n" + ENTRY)
+    assert (line, field) == (2, "skipIfEvaluatedWithin")
+    assert message.endswith(
+        "is not a duration: write a whole number and m (minutes), h (hours) or d (days), "
+        "such as 30m, 12h or 7d"
+    )
 
 
 def test_duplicate_keys_are_reported_where_repeated() -> None:
@@ -1052,6 +1250,7 @@ def test_the_json_schema_describes_the_yaml_keys() -> None:
         "concurrency",
         "promotionTimeout",
         "polling",
+        "skipIfEvaluatedWithin",
         "promotions",
         "repositoryResults",
     }

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orchestrator.errors import ManifestError
 from orchestrator.iq.client import PUBLIC_ID_BATCH, IqClient
 from orchestrator.iq.models import Application, Organization, Stage
 from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import Manifest, parse_manifest
-from orchestrator.promote.plan import LIST_ALL_ABOVE, Plan, build_plan, resolve_plan
+from orchestrator.promote.plan import LIST_ALL_ABOVE, Listings, Plan, build_plan, resolve_plan
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
@@ -65,9 +66,25 @@ def layout(plan: Plan) -> Layout:
         placed.append(
             (step.position, (step.entry_index, step.transition_index, unresolved.public_id))
         )
+    for skipped in plan.skipped:
+        step = skipped.step
+        placed.append(
+            (step.position, (step.entry_index, step.transition_index, skipped.target.public_id))
+        )
     placed.sort()
     assert [position for position, _ in placed] == list(range(plan.total))
     return [where for _, where in placed]
+
+
+def chosen(plan: Plan, entry_index: int = 0) -> list[str]:
+    """The public ids an entry chose, in plan order: those to run and those skipped."""
+    return list(
+        dict.fromkeys(
+            public_id
+            for entry, _, public_id in layout(plan)
+            if entry == entry_index and public_id is not None
+        )
+    )
 
 
 def org_apps(sim: Simulator, name: str) -> list[str]:
@@ -123,7 +140,7 @@ async def test_an_organization_selects_its_applications_by_name_or_id(
     plan = await resolve(simulator, manifest(selector_entry(f"organization: {selector}", BUILD)))
     expected = org_apps(simulator, "Platform")
     assert expected
-    assert [w.target.public_id for w in plan.work] == expected
+    assert chosen(plan) == expected
     assert {w.target.organization for w in plan.work} == {"Platform"}
     assert plan.unresolved == ()
 
@@ -137,7 +154,7 @@ async def test_all_selects_every_application_but_the_excluded(
         simulator,
         manifest(selector_entry(f"all: true\n    exclude: [{', '.join(excluded)}]", BUILD)),
     )
-    assert [w.target.public_id for w in plan.work] == sorted(set(public_ids) - set(excluded))
+    assert chosen(plan) == sorted(set(public_ids) - set(excluded))
     assert plan.total == len(public_ids) - 2
 
 
@@ -262,7 +279,7 @@ async def test_many_names_or_selectors_take_one_listing(
         )
         assert await application_requests(sim) == 1
     assert len(many.work) == len(named)
-    assert len(selected.work) == len(named)
+    assert {*chosen(selected, 0), *chosen(selected, 1), *chosen(selected, 2)} == set(named)
 
 
 # --- build_plan, as a value ----------------------------------------------------------------
@@ -278,21 +295,22 @@ APPS = [
 KNOWN = [a.public_id for a in APPS]
 
 
-def test_an_ambiguous_organization_name_is_unresolved() -> None:
+def test_a_name_two_organizations_share_but_for_case_is_a_manifest_error() -> None:
     orgs = [*ORGS, Organization(id="org-c", name="ALPHA")]
-    plan = build_plan(manifest(selector_entry("organization: alpha", BUILD)), APPS, orgs)
-    assert plan.work == ()
-    (unresolved,) = plan.unresolved
-    assert unresolved.organization == "alpha"
-    exact = build_plan(manifest(selector_entry("organization: Alpha", BUILD)), APPS, orgs)
+    with pytest.raises(ManifestError) as caught:
+        build_plan(manifest(selector_entry("organization: alpha", BUILD)), Listings(APPS, orgs))
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (3, "promotions[0].organization")
+    assert "'Alpha' (id org-a)" in problem.message
+    assert "'ALPHA' (id org-c)" in problem.message
+    exact = build_plan(manifest(selector_entry("organization: Alpha", BUILD)), Listings(APPS, orgs))
     assert [w.target.public_id for w in exact.work] == ["app-0", "app-2", "app-4"]
 
 
 def test_exclude_of_an_unknown_application_is_harmless() -> None:
     plan = build_plan(
         manifest(selector_entry("organization: Beta\n    exclude: [app-1, nobody]", BUILD)),
-        APPS,
-        ORGS,
+        Listings(APPS, ORGS),
     )
     assert [w.target.public_id for w in plan.work] == ["app-3"]
     assert plan.unresolved == ()
@@ -356,7 +374,7 @@ def test_build_plan_places_every_step_once_in_manifest_order(data: list[dict[str
     plan_manifest = Manifest.model_validate(
         {"version": 1, "promotions": data}, by_alias=True, by_name=False
     )
-    plan = build_plan(plan_manifest, APPS, ORGS)
+    plan = build_plan(plan_manifest, Listings(APPS, ORGS))
     assert layout(plan) == expected_layout(data)
     assert len({w.target.public_id for w in plan.work}) == len(plan.work)
     for work in plan.work:

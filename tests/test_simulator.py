@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -20,7 +21,7 @@ from orchestrator.iq.models import (
     Stage,
 )
 from orchestrator.iq.report_models import LatestReport, PolicyReport, RawReport, ReportHistory
-from orchestrator.simulator import Simulator, SimulatorConfig
+from orchestrator.simulator import Portfolio, Simulator, SimulatorConfig
 from orchestrator.simulator.firewall import seed_firewall
 from orchestrator.simulator.portfolio import seed_portfolio
 
@@ -157,6 +158,70 @@ async def test_extra_applications_and_organizations_are_seeded(
             found = sim.portfolio.by_public_id(public_id)
             assert found is not None
             assert all(sim.portfolio.latest(found.id, stage) for stage in Stage)
+
+
+async def test_categories_in_use_are_those_applications_carry(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with simulator_factory(extra_categories=("Regulated", "tier-1")) as sim:
+        with anyio.fail_after(LIMIT):
+            answer = await call(sim, "GET", "api/v2/applicationCategories/application")
+        carried = {t.tag_id for a in sim.portfolio.applications for t in a.application_tags or []}
+        in_use = answer.json()
+        assert {c["id"] for c in in_use} == carried
+        names = [c["name"] for c in in_use]
+        assert "Regulated" in names, "an extra category is created and carried"
+        assert len(names) == len(set(names)), "'tier-1' is Tier-1, not a second category"
+        assert all(c["organizationId"] == ROOT_ORGANIZATION_ID for c in in_use)
+        assert sim.stats.requests_to("categories-used", "GET") == 1
+
+
+def test_extra_categories_change_no_other_application() -> None:
+    plain = seed_portfolio(SimulatorConfig(apps=30))
+    extended = seed_portfolio(SimulatorConfig(apps=30, extra_categories=("Regulated",)))
+    regulated = next(c for c in extended.categories if c.name == "Regulated")
+    for before, after in zip(plain.applications, extended.applications, strict=True):
+        kept = [t for t in after.application_tags or [] if t.tag_id != regulated.id]
+        assert kept == before.application_tags
+    carriers = [
+        a
+        for a in extended.applications
+        if any(t.tag_id == regulated.id for t in a.application_tags or [])
+    ]
+    assert 0 < len(carriers) < 30
+
+
+def test_recent_reports_are_dated_by_the_clock_only_when_asked() -> None:
+    assert _fingerprint(SimulatorConfig(seed=5)) == _fingerprint(
+        SimulatorConfig(seed=5, recent_reports=0.0)
+    )
+    before = datetime.now(UTC)
+    portfolio = seed_portfolio(SimulatorConfig(apps=40, recent_reports=0.5))
+    again = seed_portfolio(SimulatorConfig(apps=40, recent_reports=0.5))
+
+    def recent(p: Portfolio) -> list[str]:
+        return [
+            a.public_id
+            for a in p.applications
+            if any(
+                (latest := p.latest(a.id, stage)) is not None
+                and latest.evaluation_date > before - timedelta(days=1)
+                for stage in Stage
+            )
+        ]
+
+    assert recent(portfolio) == recent(again), "the same applications, seed after seed"
+    assert 10 < len(recent(portfolio)) < 30
+    for app in portfolio.applications:
+        for stage in Stage:
+            history = portfolio.reports[app.id].get(stage, [])
+            if not history:
+                continue
+            assert history[-1] == portfolio.latest(app.id, stage)
+            assert all(r.evaluation_date < history[-1].evaluation_date for r in history[:-1])
+            age = before - history[-1].evaluation_date
+            if app.public_id in recent(portfolio):
+                assert timedelta(minutes=29) < age < timedelta(hours=12)
 
 
 # --- reports -------------------------------------------------------------------------------

@@ -117,6 +117,9 @@ def test_applications_resolve_by_public_id_with_and_without_categories(served: S
         assert tags
         assert {t.tag_id for t in tags} <= category_ids
         assert all(t.application_id for t in tags)
+        in_use = ApplicationCategoriesApi(api_client).get_tags_used_by_applications()
+        assert {c.id for c in in_use} == {t.tag_id for t in tags}
+        assert all(c.name and c.organization_id for c in in_use)
 
 
 def test_organizations_form_a_tree_and_list_their_direct_applications(served: Simulator) -> None:

@@ -40,3 +40,31 @@ async def test_a_seeded_application_has_a_scan_at_every_stage() -> None:
         app = next(a for a in sim.portfolio.applications if a.public_id == "zeta-two")
         stages = {r.stage for r in sim.portfolio.history(app.id)}
     assert {str(s) for s in stages} == {"build", "stage-release", "release", "operate"}
+
+
+SELECTING = """\
+version: 1
+promotions:
+  - organization: Retail
+    exclude: [legacy-pos]
+    transitions: [{from: release, to: release}]
+  - organizations: [Payments/Cards, Shared]
+    excludeOrganizations: [Payments/Sandbox]
+    categories: [Regulated, Tier-1]
+    transitions: [{from: release, to: release}]
+"""
+
+
+def test_what_an_entry_selects_by_or_leaves_out_is_seeded() -> None:
+    manifest = parse_manifest(SELECTING, source="m.yaml", env={})
+    config = seeded_from(manifest, SimulatorConfig(apps=10))
+    assert config.extra_applications == (("legacy-pos", "Retail"),)
+    assert config.extra_organizations == ("Retail", "Payments/Cards", "Shared", "Payments/Sandbox")
+    assert config.extra_categories == ("Regulated", "Tier-1")
+    portfolio = seed_portfolio(config)
+    excluded = portfolio.by_public_id("legacy-pos")
+    assert excluded is not None
+    home = portfolio.organization(excluded.organization_id or "")
+    assert home is not None
+    assert home.name == "Retail", "an excluded application sits where its entry looks"
+    assert {"Regulated", "Tier-1"} <= {c.name for c in portfolio.categories}

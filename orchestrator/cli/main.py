@@ -8,6 +8,7 @@ from orchestrator.cli.firewall import repositories, repository_results
 from orchestrator.cli.manifest import plan_command, schema, validate
 from orchestrator.cli.render import render
 from orchestrator.cli.run import run_command
+from orchestrator.cli.scans import scans
 from orchestrator.cli.simulate import simulate
 
 
@@ -25,6 +26,7 @@ for command in (
     render,
     repository_results,
     repositories,
+    scans,
     simulate,
 ):
     main.add_command(command)

@@ -14,7 +14,7 @@ from orchestrator.cli.support import guarded, log_options, server_options
 from orchestrator.iq.client import IqClient
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.manifest.model import Manifest, load_manifest
-from orchestrator.promote.plan import Plan, resolve_plan
+from orchestrator.promote.plan import EntrySummary, Plan, resolve_plan
 from orchestrator.report.run_report import RunReport
 from orchestrator.runner.connection import client_settings, connected
 
@@ -90,6 +90,18 @@ def _plan_rows(plan: Plan) -> list[dict[str, Any]]:
         )
     rows.extend(
         {
+            "position": s.step.position,
+            "publicId": s.target.public_id,
+            "organization": s.target.organization,
+            "entry": s.step.entry_index,
+            "transition": s.step.label,
+            "skipped": s.skip.reason,
+            "notApplicable": s.skip.cause.value,
+        }
+        for s in plan.skipped
+    )
+    rows.extend(
+        {
             "position": u.step.position,
             "publicId": u.public_id,
             "organization": u.organization,
@@ -102,19 +114,70 @@ def _plan_rows(plan: Plan) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["position"])
 
 
+def _entry_rows(plan: Plan) -> list[dict[str, Any]]:
+    return [
+        {
+            "entry": e.index,
+            "name": e.name,
+            "selected": e.selected,
+            "excluded": e.excluded,
+            "skipped": dict(e.skipped),
+            "toRun": e.to_run,
+            "unresolved": e.unresolved,
+        }
+        for e in plan.entries
+    ]
+
+
 def _plan_json(plan: Plan) -> str:
-    return json.dumps({"total": plan.total, "steps": _plan_rows(plan)}, indent=2)
+    warnings = [
+        {"entry": w.entry_index, "field": w.field, "value": w.value, "message": w.message}
+        for w in plan.warnings
+    ]
+    document = {
+        "total": plan.total,
+        "entries": _entry_rows(plan),
+        "warnings": warnings,
+        "steps": _plan_rows(plan),
+    }
+    return json.dumps(document, indent=2)
+
+
+def _step_line(row: dict[str, Any]) -> str:
+    line = (
+        f"{row['publicId'] or '-'}\t{row['organization'] or '-'}\tpromotions[{row['entry']}]"
+        f"\t{row['transition']}"
+    )
+    if "error" in row:
+        return f"{line}\tERROR: {row['error']}"
+    if "skipped" in row:
+        return f"{line}\tSKIPPED: {row['skipped']}"
+    return line
+
+
+def _entry_line(entry: EntrySummary) -> str:
+    """``promotions[1] released: 24 selected, 1 excluded, 9 skipped (no release scan: 9),
+    14 to run``."""
+    label = f"promotions[{entry.index}]" + (f" {entry.name}" if entry.name else "")
+    parts = [f"{entry.selected} selected"]
+    if entry.excluded:
+        parts.append(f"{entry.excluded} excluded")
+    skipped = sum(entry.skipped.values())
+    if skipped:
+        why = ", ".join(f"{reason}: {count}" for reason, count in sorted(entry.skipped.items()))
+        parts.append(f"{skipped} skipped ({why})")
+    parts.append(f"{entry.to_run} to run")
+    if entry.unresolved:
+        parts.append(f"{entry.unresolved} unknown to the server")
+    return f"{label}: {', '.join(parts)}"
 
 
 def _plan_text(plan: Plan) -> str:
-    lines = [
-        f"{row['publicId'] or '-'}\t{row['organization'] or '-'}\tpromotions[{row['entry']}]"
-        f"\t{row['transition']}" + (f"\tERROR: {row['error']}" if "error" in row else "")
-        for row in _plan_rows(plan)
-    ]
+    lines = [_step_line(row) for row in _plan_rows(plan)]
+    lines += ["", *(_entry_line(entry) for entry in plan.entries)]
     lines.append(
         f"{plan.total} promotions for {len(plan.work)} applications; "
-        f"{len(plan.unresolved)} cannot run"
+        f"{len(plan.unresolved)} cannot run; {len(plan.skipped)} skipped"
     )
     return "\n".join(lines)
 

@@ -38,6 +38,13 @@ Seconds = click.FloatRange(min=0.0)
     show_default=True,
     help="How much two runs of one application differ (relative deviation).",
 )
+@click.option(
+    "--recent-reports",
+    type=Rate,
+    default=0.0,
+    show_default=True,
+    help="Share of applications whose latest reports were made in the last hours.",
+)
 @click.option("--context-path", default="", help="e.g. /iq, as behind a reverse proxy.")
 @click.option("--release", type=int, default=190, show_default=True, help="IQ release number.")
 @click.option("--username", envvar="IQ_SIM_USERNAME", default="admin", show_default=True)

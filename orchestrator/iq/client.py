@@ -160,6 +160,13 @@ class IqClient:
             kind="categories",
         )
 
+    async def categories_in_use(self) -> list[ApplicationCategory]:
+        """The application categories applications carry, whichever organization owns them:
+        one request for the names behind every ``applicationTags[].tagId``."""
+        return await self._rows(
+            "api/v2/applicationCategories/application", ApplicationCategory, kind="categories"
+        )
+
     # --- reports -------------------------------------------------------------------------------
 
     async def latest_reports(self) -> list[LatestReport]:

@@ -30,10 +30,10 @@ from orchestrator.iq.models import (
 )
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, Prior, StepKey, step_key
-from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target, Unresolved
+from orchestrator.promote.plan import ApplicationWork, Plan, Skipped, Step, Target, Unresolved
 from orchestrator.promote.polling import InFlight, PollStrategy, follow
 from orchestrator.promote.recovery import evaluated_since
-from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.results import NotApplicable, Outcome, PromotionResult
 
 log = structlog.get_logger("orchestrator.promote")
 
@@ -126,6 +126,12 @@ class Scheduler:
                 transition=unresolved.step.label,
                 reason=unresolved.reason,
             )
+        for skipped in self.plan.skipped:
+            # What an interrupted run of the manifest did stands: its own evaluation may be
+            # what makes the step look recently evaluated now.
+            prior = self.prior.get(step_key(skipped.step, skipped.target.public_id))
+            kept = prior.result if prior is not None else None
+            self._results[skipped.step.position] = kept or skipped_result(skipped)
         with self.control.scope:
             async with anyio.create_task_group() as tg:
                 for work in order if order is not None else self.plan.work:
@@ -439,6 +445,7 @@ def step_result(
     organization: str | None = None,
     resumable: bool = False,
     attempted: Attempted = NOT_SENT,
+    not_applicable: NotApplicable | None = None,
 ) -> PromotionResult:
     """The result of ``step``: of the application ``target`` (or, when the server knows none,
     of ``public_id`` in ``organization``), with what is known of what was sent."""
@@ -462,6 +469,7 @@ def step_result(
         finished_at=attempted.finished_at,
         duration_seconds=attempted.duration_seconds,
         evaluation_seconds=attempted.evaluation_seconds,
+        not_applicable=not_applicable,
     )
 
 
@@ -473,4 +481,16 @@ def unresolved_result(unresolved: Unresolved) -> PromotionResult:
         organization=unresolved.organization,
         status=Outcome.ERROR,
         reason=unresolved.reason,
+    )
+
+
+def skipped_result(skipped: Skipped) -> PromotionResult:
+    """The SKIPPED result of a step whose chain does not apply to its application; it does
+    not fail the run."""
+    return step_result(
+        skipped.step,
+        target=skipped.target,
+        status=Outcome.SKIPPED,
+        reason=skipped.skip.reason,
+        not_applicable=skipped.skip.cause,
     )

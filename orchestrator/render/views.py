@@ -27,6 +27,8 @@ def headline(report: RunReport) -> Headline:
     summary = report.summary
     completed = summary.by_status[Outcome.COMPLETED]
     parts = [f"{completed} of {summary.total} promotions completed"]
+    if summary.not_applicable:
+        parts[0] += f" ({summary.not_applicable} did not apply)"
     gate = report.policy_gate
     if gate is not None and gate.crossed:
         parts.append(f"{len(gate.crossed)} crossed --fail-on {gate.fail_on}")
@@ -125,7 +127,9 @@ def web_url(url: str | None) -> str | None:
 
 
 def not_completed(results: Iterable[PromotionResult]) -> list[PromotionResult]:
-    return [r for r in results if r.status is not Outcome.COMPLETED]
+    """What a reader should act on: not COMPLETED, and not skipped as not applicable (a
+    nightly run's thousands of never-deployed applications would hide the real failures)."""
+    return [r for r in results if r.status is not Outcome.COMPLETED and r.not_applicable is None]
 
 
 @dataclass(frozen=True, slots=True)

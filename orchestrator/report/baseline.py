@@ -168,7 +168,8 @@ def compare(current: RunRecord, baseline: RunRecord, baseline_path: str) -> Base
             new_critical.append(change)
         elif change is not None and critical_after == 0 and critical_before:
             fixed.append(change)
-        if then is not None and then.status is not now.status:
+        # A promotion that did not apply tonight (evaluated lately) did not get worse.
+        if then is not None and then.status is not now.status and now.not_applicable is None:
             status_changes.append(
                 StatusChange(
                     public_id=key[0],

@@ -18,11 +18,23 @@ class Outcome(StrEnum):
     ERROR = "ERROR"
     """Could not be sent or followed: unknown application, purged scan, HTTP error."""
     SKIPPED = "SKIPPED"
-    """Not attempted, because an earlier transition of its chain did not complete (or a dry run)."""
+    """Not attempted: an earlier transition of its chain did not complete, a dry run, or the
+    promotion did not apply to the application (:class:`NotApplicable`)."""
     TIMED_OUT = "TIMED_OUT"
     """Still not finished when the per-promotion timeout ran out."""
     CANCELLED = "CANCELLED"
     """The run was stopped (signal, server down) before this promotion finished."""
+
+
+class NotApplicable(StrEnum):
+    """Why a SKIPPED promotion did not apply to its application, known from the server's
+    listings before anything was sent. Such skips are no failure: the run still exits 0."""
+
+    NO_SOURCE_SCAN = "noSourceScan"
+    """An entry that selects (organization, category, all) chose an application without a
+    scan at the source stage: nothing to promote, which is no fault of the application."""
+    RECENTLY_EVALUATED = "recentlyEvaluated"
+    """The target stage's latest report is younger than skipIfEvaluatedWithin."""
 
 
 def transition_label(source_stage: str | None, scan_id: str | None, target_stage: str) -> str:
@@ -97,6 +109,13 @@ class PromotionResult(ResultModel):
         description="Why the new report's policy data could not be read, when it was wanted: "
         "its violations are unknown, not zero.",
     )
+    not_applicable: NotApplicable | None = Field(
+        default=None,
+        description="Why this SKIPPED promotion did not apply to its application (no scan at "
+        "the source stage of an entry that selects, or evaluated within skipIfEvaluatedWithin); "
+        "such skips do not fail the run. Null for every other result, including a SKIPPED one "
+        "whose chain broke earlier, which does.",
+    )
     resumable: bool = Field(
         default=False,
         description="The run stopped (a signal, or the server going away) before this "
@@ -113,6 +132,12 @@ class PromotionResult(ResultModel):
     def application(self) -> str:
         """The public id; an entry that named an unknown organization has none, so say which."""
         return self.public_id or f"promotions[{self.entry_index}]"
+
+    @model_validator(mode="after")
+    def _not_applicable_is_skipped(self) -> PromotionResult:
+        if self.not_applicable is not None and self.status is not Outcome.SKIPPED:
+            raise ValueError(f"notApplicable goes only with SKIPPED, not {self.status}")
+        return self
 
     @model_validator(mode="after")
     def _cancelled_is_resumable(self) -> PromotionResult:

@@ -30,11 +30,20 @@ class Summary(ResultModel):
 
     total: int
     by_status: dict[Outcome, int]
+    not_applicable: int = Field(
+        default=0,
+        description="Of the SKIPPED, those that did not apply to their application "
+        "(results[].notApplicable): they do not fail the run.",
+    )
 
     @classmethod
     def of(cls, results: Sequence[PromotionResult]) -> Summary:
         counts = Counter(r.status for r in results)
-        return cls(total=len(results), by_status={o: counts.get(o, 0) for o in Outcome})
+        return cls(
+            total=len(results),
+            by_status={o: counts.get(o, 0) for o in Outcome},
+            not_applicable=sum(r.not_applicable is not None for r in results),
+        )
 
 
 class RunReport(ResultModel):
@@ -75,8 +84,10 @@ class RunReport(ResultModel):
 
     @property
     def succeeded(self) -> bool:
-        """True when every promotion completed."""
-        return self.summary.by_status[Outcome.COMPLETED] == self.summary.total
+        """True when every promotion completed or did not apply to its application; the run
+        then exits 0. A SKIPPED whose chain broke earlier is a failure like the one before it."""
+        done = self.summary.by_status[Outcome.COMPLETED] + self.summary.not_applicable
+        return done == self.summary.total
 
     @property
     def gate_failed(self) -> bool:
@@ -98,10 +109,15 @@ class RunReport(ResultModel):
             key=lambda r: r.duration_seconds or 0.0,
         )
         durations = [r.duration_seconds or 0.0 for r in timed]
-        not_completed = [r for r in self.results if r.status is not Outcome.COMPLETED]
+        not_completed = [
+            r
+            for r in self.results
+            if r.status is not Outcome.COMPLETED and r.not_applicable is None
+        ]
         return {
             "total": self.summary.total,
             "byStatus": {str(k): v for k, v in self.summary.by_status.items()},
+            "notApplicable": self.summary.not_applicable,
             "durationSeconds": self.duration_seconds,
             "promotionSeconds": {
                 "p50": _quantile(durations, 0.5),

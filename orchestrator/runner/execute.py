@@ -23,11 +23,17 @@ from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest
 from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
 from orchestrator.promote.control import RunControl
-from orchestrator.promote.events import Listener
+from orchestrator.promote.events import Listener, step_key
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
 from orchestrator.promote.plan import Plan, Step, resolve_plan
-from orchestrator.promote.scheduler import Schedule, Scheduler, step_result, unresolved_result
+from orchestrator.promote.scheduler import (
+    Schedule,
+    Scheduler,
+    skipped_result,
+    step_result,
+    unresolved_result,
+)
 from orchestrator.report.firewall import FirewallSummary
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.report.violations import count_violations
@@ -70,12 +76,25 @@ async def execute(
         if planning.cancelled_caught:
             log.warning("run.stopped_before_plan", reason=control.stop_reason, sent=0)
             return Executed([], server_url)
-        log.info("run.planned", promotions=plan.total, applications=len(plan.work))
+        log.info(
+            "run.planned",
+            promotions=plan.total,
+            applications=len(plan.work),
+            skipped=len(plan.skipped),
+        )
         if config.progress is not None:
-            prior = resume.prior.values() if resume else ()
-            decided = Counter(p.result.status for p in prior if p.result)
+            known = resume.prior if resume else {}
+            decided = Counter(p.result.status for p in known.values() if p.result)
             if plan.unresolved:
                 decided[Outcome.ERROR] += len(plan.unresolved)
+            # A skipped step an earlier run finished is counted once, by its result.
+            fresh = [
+                s
+                for s in plan.skipped
+                if (p := known.get(step_key(s.step, s.target.public_id))) is None or not p.result
+            ]
+            if fresh:
+                decided[Outcome.SKIPPED] += len(fresh)
             config.progress.planned(plan.total, decided)
         if config.dry_run:
             return Executed(_dry_run(plan), server_url)
@@ -186,6 +205,7 @@ async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> bool |
 def _dry_run(plan: Plan) -> list[PromotionResult]:
     """Every step as the plan has it, SKIPPED (or ERROR if unresolvable); nothing is sent."""
     results = {u.step.position: unresolved_result(u) for u in plan.unresolved}
+    results |= {s.step.position: skipped_result(s) for s in plan.skipped}
     for work in plan.work:
         for step in work.steps:
             results[step.position] = step_result(

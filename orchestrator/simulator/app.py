@@ -136,6 +136,11 @@ def build_app(state: ServerState) -> web.Application:
         iq.categories_of_organization,
         name="application-categories",
     )
+    add.add_get(
+        f"{p}/api/v2/applicationCategories/application",
+        iq.categories_in_use,
+        name="categories-used",
+    )
     add.add_get(f"{p}/api/v2/reports/applications", iq.all_latest_reports, name="all-reports")
     add.add_get(
         f"{p}/api/v2/reports/applications/{{applicationId}}",

@@ -54,7 +54,11 @@ class SimulatorConfig:
     ``eval_time`` is the median evaluation time in seconds; applications spread lognormally
     around it (``eval_sigma``) and two runs of one application differ by about ``eval_noise``.
     ``extra_applications`` are (publicId, organization name or None) pairs added to the seeded
-    ones, with a scan at every stage; ``extra_organizations`` are organization names to create.
+    ones, with a scan at every stage; ``extra_organizations`` are organization names to create;
+    ``extra_categories`` are application categories to create, each carried by a seeded share
+    of the applications. ``recent_reports`` is the share of seeded applications whose latest
+    reports were made in the last hours before the portfolio was seeded (so by the clock);
+    the rest, and every report while it is 0, are dated before a fixed instant.
 
     The rest model how real servers differ (docs/simulator.md cites the evidence for each):
     ``report_links`` "current" gives report links with the public id and ``/raw`` as current
@@ -79,6 +83,8 @@ class SimulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     extra_applications: tuple[tuple[str, str | None], ...] = ()
     extra_organizations: tuple[str, ...] = ()
+    extra_categories: tuple[str, ...] = ()
+    recent_reports: float = 0.0
     eval_noise: float = 0.15
     eval_sigma: float = 0.5
     purge_scan_files: PurgeScanFiles | None = None
@@ -100,6 +106,8 @@ class SimulatorConfig:
             )
         if self.forget_statuses_after is not None and self.forget_statuses_after < 0:
             raise ValueError("forget_statuses_after cannot be negative")
+        if not 0.0 <= self.recent_reports <= 1.0:
+            raise ValueError(f"recent_reports must be between 0 and 1, not {self.recent_reports}")
         if self.apps < 0 or self.organizations < 0:
             raise ValueError("apps and organizations cannot be negative")
         if self.workers < 1:

@@ -138,6 +138,13 @@ async def categories_of_organization(request: web.Request) -> web.Response:
     return web.json_response([wire(c) for c in owned])
 
 
+async def categories_in_use(request: web.Request) -> web.Response:
+    """The application categories at least one application carries, whoever owns them."""
+    portfolio = state_of(request).portfolio
+    carried = {t.tag_id for a in portfolio.applications for t in a.application_tags or []}
+    return web.json_response([wire(c) for c in portfolio.categories if c.id in carried])
+
+
 # --- reports -------------------------------------------------------------------------------
 
 

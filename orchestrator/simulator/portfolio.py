@@ -2,8 +2,9 @@
 applications and their reports.
 
 Everything here is derived from the seed, so the same seed gives the same portfolio; new
-reports made by evaluations take their ids from a seeded generator too. Categories are drawn
-from a generator of their own, so adding them changed no seed's applications.
+reports made by evaluations take their ids from a seeded generator too. Categories, and which
+applications were evaluated lately, are drawn from generators of their own, so adding them
+changed no seed's applications.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ CATEGORIES: tuple[tuple[str, str, float], ...] = (
     ("Customer-Facing", "dark-green", 0.3),
 )
 """Application categories the root organization owns: name, colour, share of applications."""
+EXTRA_CATEGORY_SHARE = 0.3
+"""The share of seeded applications that carries each of ``extra_categories``."""
+EXTRA_CATEGORY_COLOUR = "light-purple"
+
+RECENT_WITHIN = timedelta(hours=12)
+"""A recently evaluated application's latest reports were made this long before seeding, or
+less: inside a ``skipIfEvaluatedWithin`` of a day, outside one of a few minutes."""
+RECENT_AT_LEAST = timedelta(minutes=30)
 
 _ORGANIZATION_NAMES = (
     "Payments", "Platform", "Retail", "Data Science", "Mobile", "Identity", "Logistics",
@@ -250,7 +259,7 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
     for name in config.extra_organizations:
         tree.named(name)
 
-    categories = _categories(config.seed)
+    categories = _categories(config.seed, config.extra_categories)
     tagging = random.Random(f"categories:{config.seed}")
     reserved = {public_id for public_id, _ in config.extra_applications}
     applications: list[Application] = []
@@ -264,7 +273,10 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
             public_id=public_id,
             name=public_id.replace("-", " ").title().replace("Api", "API").replace("Ui", "UI"),
             organization_id=rng.choice(seeded_orgs).id,
-            application_tags=_tags(tagging, app_id, categories),
+            application_tags=[
+                *_tags(tagging, app_id, categories),
+                *_extra_tags(config.seed, app_id, categories[len(CATEGORIES) :]),
+            ],
         )
         applications.append(app)
         stages: list[Stage] = []
@@ -292,6 +304,8 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
         applications.append(app)
         reports[app.id] = _seed_reports(extra_rng, app.id, list(STAGES))
 
+    if config.recent_reports:
+        _date_recently(reports, applications[: config.apps], config)
     keep_old = config.purge_scan_files is PurgeScanFiles.WITH_REPORTS
     for by_stage in reports.values():
         for history in by_stage.values():
@@ -307,9 +321,9 @@ def seed_portfolio(config: SimulatorConfig) -> Portfolio:
     )
 
 
-def _categories(seed: int) -> list[ApplicationCategory]:
+def _categories(seed: int, extra: tuple[str, ...]) -> list[ApplicationCategory]:
     rng = random.Random(f"category-ids:{seed}")
-    return [
+    seeded = [
         ApplicationCategory(
             id=new_id(rng),
             name=name,
@@ -319,6 +333,21 @@ def _categories(seed: int) -> list[ApplicationCategory]:
         )
         for name, colour, _ in CATEGORIES
     ]
+    known = {c.name.casefold() for c in seeded}
+    for name in dict.fromkeys(extra):
+        if name.casefold() in known:
+            continue
+        known.add(name.casefold())
+        seeded.append(
+            ApplicationCategory(
+                id=new_id(random.Random(f"category-id:{seed}:{name}")),
+                name=name,
+                description=f"{name} applications",
+                color=EXTRA_CATEGORY_COLOUR,
+                organization_id=ROOT_ORGANIZATION_ID,
+            )
+        )
+    return seeded
 
 
 def _tags(
@@ -328,8 +357,44 @@ def _tags(
     return [
         ApplicationTag(id=new_id(rng), tag_id=c.id, application_id=application_id)
         for c in categories
-        if rng.random() < shares[c.name]
+        if c.name in shares and rng.random() < shares[c.name]
     ]
+
+
+def _extra_tags(
+    seed: int, application_id: str, extra: list[ApplicationCategory]
+) -> list[ApplicationTag]:
+    """The extra categories an application carries, each drawn by a generator of its own, so
+    that naming one more category in a manifest changes no other application's."""
+    tags = []
+    for category in extra:
+        rng = random.Random(f"extra-category:{seed}:{category.name}:{application_id}")
+        if rng.random() < EXTRA_CATEGORY_SHARE:
+            tags.append(
+                ApplicationTag(id=new_id(rng), tag_id=category.id, application_id=application_id)
+            )
+    return tags
+
+
+def _date_recently(
+    reports: dict[str, dict[Stage, list[Report]]],
+    applications: list[Application],
+    config: SimulatorConfig,
+) -> None:
+    """Date the latest reports of a seeded share of the applications within the last
+    :data:`RECENT_WITHIN` by the clock, later stages more recently, as a team that just ran
+    its pipeline would have them; the rest keep their fixed dates."""
+    rng = random.Random(f"recent:{config.seed}")
+    now = datetime.now(UTC)
+    span = (RECENT_WITHIN - RECENT_AT_LEAST).total_seconds()
+    for app in applications:
+        if rng.random() >= config.recent_reports:
+            continue
+        by_stage = reports.get(app.id, {})
+        latest = [history[-1] for stage in STAGES if (history := by_stage.get(stage))]
+        ages = sorted((rng.uniform(0, span) for _ in latest), reverse=True)
+        for report, age in zip(latest, ages, strict=True):
+            report.evaluation_date = now - RECENT_AT_LEAST - timedelta(seconds=age)
 
 
 def _public_ids(rng: random.Random, count: int, reserved: set[str]) -> list[str]:

@@ -1,0 +1,91 @@
+"""An application's scans, newest first, so that a ``scanId:`` transition can be written
+without opening IQ's UI: what ``iq-promote scans`` lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.errors import UsageError
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.models import Stage
+from orchestrator.iq.report_models import ReportInfo
+
+__all__ = ["Scan", "ScanListing", "list_scans"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One report of the history: the scan it evaluated, where, when, and how it came about."""
+
+    scan_id: str | None
+    stage: str
+    evaluation_date: datetime | None
+    is_reevaluation: bool | None
+    is_for_monitoring: bool | None
+    """Made by Continuous Monitoring, not by a scan or a promotion."""
+    scan_trigger_type: str | None
+    report_html_url: str | None
+    """Absolute, to open in a browser."""
+
+    def to_document(self) -> dict[str, object]:
+        return {
+            "scanId": self.scan_id,
+            "stage": self.stage,
+            "evaluationDate": self.evaluation_date.isoformat() if self.evaluation_date else None,
+            "isReevaluation": self.is_reevaluation,
+            "isForMonitoring": self.is_for_monitoring,
+            "scanTriggerType": self.scan_trigger_type,
+            "reportHtmlUrl": self.report_html_url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanListing:
+    """The reports of one application (at one stage, when asked), newest first."""
+
+    public_id: str
+    application_id: str
+    stage: Stage | None
+    scans: tuple[Scan, ...]
+
+    def to_document(self) -> dict[str, object]:
+        return {
+            "publicId": self.public_id,
+            "applicationId": self.application_id,
+            "stage": self.stage.value if self.stage else None,
+            "reports": [scan.to_document() for scan in self.scans],
+        }
+
+
+async def list_scans(
+    client: IqClient, public_id: str, *, stage: Stage | None = None, limit: int | None = None
+) -> ScanListing:
+    """The report history of the application ``public_id`` (two requests: the public id's
+    internal id, then ``GET api/v2/reports/applications/{id}/history``).
+
+    Raises UsageError when the server knows no application of that public id."""
+    found = [
+        a for a in await client.applications_by_public_id([public_id]) if a.public_id == public_id
+    ]
+    if not found:
+        raise UsageError(
+            f"application '{public_id}' is not known to the server: give its public id, as IQ "
+            "Server shows it next to the application's name"
+        )
+    app = found[0]
+    history = await client.report_history(app.id, stage=stage, limit=limit)
+    return ScanListing(public_id, app.id, stage, tuple(_scan(client, r) for r in history))
+
+
+def _scan(client: IqClient, report: ReportInfo) -> Scan:
+    html = report.report_html_url
+    return Scan(
+        scan_id=report.scan_id,
+        stage=report.stage,
+        evaluation_date=report.evaluation_date,
+        is_reevaluation=report.is_reevaluation,
+        is_for_monitoring=report.is_for_monitoring,
+        scan_trigger_type=report.scan_trigger_type,
+        report_html_url=client.absolute(html) if html else None,
+    )
