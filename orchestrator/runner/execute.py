@@ -27,7 +27,8 @@ from orchestrator.promote.events import Listener
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
 from orchestrator.promote.plan import Plan, Step, resolve_plan
-from orchestrator.promote.scheduler import Schedule, Scheduler, step_result, unresolved_result
+from orchestrator.promote.scheduler import Schedule, Scheduler
+from orchestrator.promote.step_results import step_result, unresolved_result
 from orchestrator.report.firewall import FirewallSummary
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.report.violations import count_violations
