@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, PlainSerializer
 
 from orchestrator.iq.models import WireModel
 
@@ -37,13 +37,15 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_utc)]
-
-
 def iq_timestamp(value: datetime) -> str:
     """``value`` written as IQ writes its webhook times: milliseconds and a ``+0000`` offset."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+Timestamp = Annotated[
+    datetime, AfterValidator(_utc), PlainSerializer(iq_timestamp, when_used="json")
+]
 
 
 class WebhookApplication(WireModel):
