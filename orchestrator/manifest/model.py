@@ -34,6 +34,7 @@ from orchestrator.manifest.base import ManifestModel
 from orchestrator.manifest.problems import problems_from, shown
 from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.manifest.source import DataPath, collector_paused, read_document
+from orchestrator.manifest.webhook import WebhookSection
 
 __all__ = [
     "Manifest",
@@ -41,6 +42,7 @@ __all__ = [
     "PromotionEntry",
     "ServerSettings",
     "Transition",
+    "WebhookSection",
     "load_manifest",
     "parse_manifest",
 ]
@@ -395,6 +397,9 @@ class Manifest(ManifestModel):
 
     repository_results: RepositoryResultsSection | None = None
     """A firewall summary (Repository Results API) to add to each run's report."""
+
+    webhook: WebhookSection | None = None
+    """Listen for IQ Server's Application Evaluation webhook while the run goes."""
 
     @model_validator(mode="before")
     @classmethod

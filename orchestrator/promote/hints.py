@@ -1,5 +1,6 @@
-"""Webhook deliveries as hints: which outstanding promotion an evaluation event may concern,
-and how far apart the backstop polls may be while deliveries arrive.
+"""Webhook deliveries as hints: where the run listens for them, which outstanding promotion
+an evaluation event may concern, and how far apart the backstop polls may be while
+deliveries arrive.
 
 An event never ends a promotion. It wakes the follower of the promotion whose application
 and target stage it names, if the evaluation ended after that promotion was sent; the
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 import anyio
 
 from orchestrator import defaults
+from orchestrator.manifest.webhook import ListenAddress
 from orchestrator.promote.webhooks import EvaluationEvent
 
 
@@ -149,3 +151,14 @@ class HintBoard:
     def outstanding(self) -> int:
         """Promotions watched now."""
         return sum(len(w) for w in self._watches.values())
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """Where to listen, the secret deliveries are signed with (None: ``--webhook-insecure``,
+    unsigned ones are taken), how polling backs the webhook up, and the body cap."""
+
+    listen: ListenAddress
+    secret: str | None = field(repr=False)
+    backstop: WebhookBackstop = field(default_factory=WebhookBackstop)
+    max_body: int = defaults.WEBHOOK_MAX_BODY

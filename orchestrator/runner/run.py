@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
 from orchestrator.errors import ExitCode, sole_error
+from orchestrator.manifest.webhook import ListenAddress
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.signals import watch_signals
@@ -29,10 +30,13 @@ from orchestrator.report.gate import gate
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport, Summary, write_report
 from orchestrator.runner.config import RunConfig
-from orchestrator.runner.connection import connected
-from orchestrator.runner.execute import Executed, execute
+from orchestrator.runner.connection import WebhookTarget, connected
+from orchestrator.runner.execute import Executed, RunContext, execute
 from orchestrator.runner.request import RunRequest, resolve
 from orchestrator.runner.state_dir import StateDir
+
+if TYPE_CHECKING:
+    from orchestrator.promote.webhook_listener import WebhookListener
 
 log = structlog.get_logger("orchestrator.runner")
 
@@ -69,23 +73,51 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
         if journal is not None and resume is None:
             journal.begin(config.manifest_path, config.manifest_digest, started)
         clock = time.monotonic()
+        listener = _listener(config)
         try:
-            async with (
-                connected(config.client, config.manifest) as settings,
-                anyio.create_task_group() as tg,
-            ):
+            async with anyio.create_task_group() as tg:
                 if config.handle_signals:
                     tg.start_soon(watch_signals, control, config.grace)
-                executed = await execute(config, settings, control, journal, resume)
+                if listener is not None:
+                    await tg.start(listener.serve)
+                async with connected(
+                    config.client, config.manifest, _deliveries(listener)
+                ) as settings:
+                    hints = listener.board if listener is not None else None
+                    context = RunContext(control, journal, resume, hints)
+                    executed = await execute(config, settings, context)
                 tg.cancel_scope.cancel()
         except ExceptionGroup as group:
             raise sole_error(group) from None
+        if listener is not None:
+            executed.webhook = listener.summary()
         if journal is not None:
             journal.end(executed.results)
     elapsed = time.monotonic() - clock
     if resume is not None:
         elapsed = (datetime.now(UTC) - started).total_seconds()
     return _report(config, executed, started, elapsed)
+
+
+def _listener(config: RunConfig) -> WebhookListener | None:
+    """The listener for IQ's webhook, when one is asked for and something will be sent.
+    Imported only here, so that a run that does not listen loads no web server."""
+    if config.webhook is None or config.dry_run:
+        return None
+    from orchestrator.promote.webhook_listener import WebhookListener
+
+    return WebhookListener(config.webhook)
+
+
+def _deliveries(listener: WebhookListener | None) -> WebhookTarget | None:
+    """Where an embedded simulator sends its deliveries: to the run's own listener."""
+    if listener is None:
+        return None
+    host = listener.bound.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere; reached on loopback
+        host = "127.0.0.1"
+    url = f"http://{ListenAddress(host, listener.bound.port)}/"
+    return WebhookTarget(url, listener.settings.secret)
 
 
 def _state(config: RunConfig) -> StateDir | None:
@@ -112,6 +144,7 @@ def _report(config: RunConfig, executed: Executed, started: datetime, elapsed: f
         results=executed.results,
         firewall=executed.firewall,
         firewall_error=executed.firewall_error,
+        webhook=executed.webhook,
     )
 
 
@@ -178,5 +211,7 @@ def _summary_fields(report: RunReport) -> dict[str, Any]:
         fields["baseline"] = report.baseline.counts.model_dump(mode="json", by_alias=True)
     if report.firewall_error is not None:
         fields["firewallError"] = report.firewall_error
+    if report.webhook is not None:
+        fields["webhook"] = report.webhook.model_dump(mode="json", by_alias=True)
     fields["exitCode"] = report.exit_code
     return fields
