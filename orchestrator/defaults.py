@@ -33,3 +33,19 @@ READ_TIMEOUT = 60.0
 
 PROGRESS_INTERVAL = 30.0
 """Seconds between ``run.progress`` events when not on a terminal."""
+
+WEBHOOK_STRETCH = 6.0
+"""While IQ's webhook deliveries arrive, backstop polls come this many times further apart."""
+
+WEBHOOK_MAX_GAP = 60.0
+"""...but never more than this many seconds apart: the most a lost delivery costs a poll."""
+
+WEBHOOK_FRESH_FOR = 600.0
+"""Seconds after the last delivery a status confirmed that webhooks still count as arriving."""
+
+WEBHOOK_CLOCK_TOLERANCE = 2.0
+"""Seconds by which an evaluation may seem to end before its submission and still be a hint:
+IQ's clock and ours differ a little, and a wrong hint costs only one status request."""
+
+WEBHOOK_MAX_BODY = 1024 * 1024
+"""Bytes a webhook delivery may have; a larger one is answered 413 unread."""

@@ -530,7 +530,8 @@ def test_a_password_in_plain_text_is_refused_without_echoing_it(written: str) ->
                 2,
                 "retries",
                 "unknown field 'retries'; the fields here are version, server, concurrency, "
-                "promotionTimeout, polling, skipIfEvaluatedWithin, promotions, repositoryResults",
+                "promotionTimeout, polling, skipIfEvaluatedWithin, promotions, repositoryResults, "
+                "webhook",
             ),
             id="unknown-top-key-far",
         ),
@@ -1253,6 +1254,7 @@ def test_the_json_schema_describes_the_yaml_keys() -> None:
         "skipIfEvaluatedWithin",
         "promotions",
         "repositoryResults",
+        "webhook",
     }
     transition = schema["$defs"]["Transition"]
     assert set(transition["properties"]) == {"from", "scanId", "to"}

@@ -24,13 +24,8 @@ from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Prior, StepKey, step_key
 from orchestrator.promote.plan import ApplicationWork, Plan, Step, resolve_plan
 from orchestrator.promote.polling import BackoffSchedule
-from orchestrator.promote.scheduler import (
-    ADMISSION_SLACK,
-    Attempted,
-    Schedule,
-    Scheduler,
-    step_result,
-)
+from orchestrator.promote.scheduler import ADMISSION_SLACK, Schedule, Scheduler
+from orchestrator.promote.step_results import Attempted, step_result
 from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.simulator import EvaluationRecord, Simulator
 

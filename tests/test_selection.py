@@ -26,7 +26,8 @@ from orchestrator.promote.applicable import spoken_age
 from orchestrator.promote.events import Prior, step_key
 from orchestrator.promote.plan import Listings, Plan, build_plan, resolve_plan
 from orchestrator.promote.polling import BackoffSchedule
-from orchestrator.promote.scheduler import Schedule, Scheduler, skipped_result
+from orchestrator.promote.scheduler import Schedule, Scheduler
+from orchestrator.promote.step_results import skipped_result
 from orchestrator.report.results import NotApplicable, Outcome, PromotionResult
 from orchestrator.runner.config import RunConfig
 from orchestrator.runner.run import run

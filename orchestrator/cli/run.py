@@ -110,6 +110,18 @@ OUTPUT = click.Path(path_type=Path, dir_okay=False)
     help="Compare with this report [default: the previous run of the manifest in the state dir].",
 )
 @click.option("--no-baseline", is_flag=True, help="Compare with nothing.")
+@click.option(
+    "--webhook-listen",
+    metavar="HOST:PORT",
+    help="Listen here for IQ's Application Evaluation webhook, to learn of finished "
+    "evaluations without waiting for a poll [default: the manifest's webhook.listen]; the "
+    "secret comes from IQ_WEBHOOK_SECRET.",
+)
+@click.option(
+    "--webhook-insecure",
+    is_flag=True,
+    help="Take unsigned webhook deliveries when IQ_WEBHOOK_SECRET is unset.",
+)
 @click.option("--junit", type=OUTPUT, metavar="PATH", help="Also write JUnit XML.")
 @click.option("--markdown", type=OUTPUT, metavar="PATH", help="Also write a Markdown summary.")
 @click.option("--metrics", type=OUTPUT, metavar="PATH", help="Also write Prometheus metrics.")

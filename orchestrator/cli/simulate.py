@@ -89,6 +89,33 @@ Seconds = click.FloatRange(min=0.0)
     default=True,
     help="Refuse the configuration API (403), as for a user who is no administrator.",
 )
+@click.option(
+    "--webhook-url",
+    metavar="URL",
+    help="Send IQ's Application Evaluation webhook here for every completed evaluation.",
+)
+@click.option(
+    "--webhook-secret",
+    envvar="IQ_SIM_WEBHOOK_SECRET",
+    help="Sign deliveries with this secret (HmacSHA1) [default: unsigned].",
+)
+@click.option(
+    "--webhook-loss", type=Rate, default=0.0, help="Share of deliveries never sent (seeded)."
+)
+@click.option(
+    "--webhook-foreign",
+    type=Rate,
+    default=0.0,
+    help="Share of promotions that come with foreign evaluations of the same application "
+    "(CI scans), delivered too.",
+)
+@click.option(
+    "--webhook-format",
+    type=click.Choice(["current", "legacy"]),
+    default="current",
+    show_default=True,
+    help="current: application and reportId in the payload; legacy: ownerId only.",
+)
 @click.option("--fail-rate", type=Rate, default=0.0, help="Share of API requests answered 5xx.")
 @click.option("--drop-rate", type=Rate, default=0.0, help="Share of API requests dropped.")
 @click.option("--latency", type=Seconds, default=0.0, help="Seconds added to every API request.")

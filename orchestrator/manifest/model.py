@@ -34,6 +34,7 @@ from orchestrator.manifest.values import (
     Version,
     fail,
 )
+from orchestrator.manifest.webhook import WebhookSection
 
 __all__ = [
     "Duration",
@@ -42,6 +43,7 @@ __all__ = [
     "PromotionEntry",
     "ServerSettings",
     "Transition",
+    "WebhookSection",
     "load_manifest",
     "parse_manifest",
 ]
@@ -170,6 +172,9 @@ class Manifest(ManifestModel):
 
     repository_results: RepositoryResultsSection | None = None
     """A firewall summary (Repository Results API) to add to each run's report."""
+
+    webhook: WebhookSection | None = None
+    """Listen for IQ Server's Application Evaluation webhook while the run goes."""
 
     _source: str = PrivateAttr(default="<manifest>")
 

@@ -19,6 +19,8 @@ import structlog
 from orchestrator import defaults
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PromotionStatus
+from orchestrator.promote.hints import START, Spacing, Watch
+from orchestrator.report.results import Detection
 
 log = structlog.get_logger("orchestrator.promote")
 
@@ -86,6 +88,9 @@ class InFlight:
     """The poll strategy's estimate of the evaluation time, if it has a better one than the
     midpoint of what the polls bracket."""
 
+    detected_by: Detection | None = None
+    """How the final answer came: a regular poll, or one a webhook hint prompted."""
+
     @property
     def evaluation_seconds(self) -> float | None:
         """The evaluation time: the strategy's estimate, else the midpoint of the bracket."""
@@ -97,21 +102,37 @@ class InFlight:
 
 
 async def follow(
-    client: IqClient, in_flight: InFlight, strategy: PollStrategy, public_id: str
+    client: IqClient,
+    in_flight: InFlight,
+    strategy: PollStrategy,
+    public_id: str,
+    watch: Watch | None = None,
 ) -> PromotionStatus:
     """Poll at the strategy's offsets until the status is final (COMPLETED or FAILED).
 
+    With a ``watch``, a webhook hint makes the status be asked at once; only that answer
+    decides, and a hint it refutes leaves the planned poll where it was. While hints come,
+    the planned polls are spaced wider (:class:`~orchestrator.promote.hints.WebhookBackstop`).
     A status word this version does not know is not final: polling goes on (until the
     promotion's timeout), with one warning. Cancellation (a timeout, a stopped run) may land
     at any await; ``in_flight`` then still says how many polls were sent.
     """
     warned = False
-    for offset in strategy.offsets(public_id):
-        await anyio.sleep(max(0.0, in_flight.submitted_at + offset - anyio.current_time()))
-        asked_at = anyio.current_time() - in_flight.submitted_at
-        status = await client.promotion_status(in_flight.status_url)
-        in_flight.polls += 1
-        if not status.final:
+    spacing = START
+    for planned in strategy.offsets(public_id):
+        spacing = Spacing(planned, planned) if watch is None else watch.spaced(spacing, planned)
+        while True:
+            hinted = await _until(in_flight.submitted_at + spacing.at, watch)
+            asked_at = anyio.current_time() - in_flight.submitted_at
+            status = await client.promotion_status(in_flight.status_url)
+            in_flight.polls += 1
+            if status.final:
+                in_flight.final_at = asked_at
+                in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)
+                in_flight.detected_by = Detection.WEBHOOK if hinted else Detection.POLL
+                if hinted and watch is not None:
+                    watch.confirmed()
+                return status
             in_flight.pending_until = asked_at
             if status.state is None and not warned:
                 warned = True
@@ -121,8 +142,19 @@ async def follow(
                     status=status.status,
                     action="not final: polling goes on until the promotion's timeout",
                 )
-        else:
-            in_flight.final_at = asked_at
-            in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)
-            return status
+            if not hinted:
+                break  # to the next planned poll; after a refuted hint, wait on for this one
     raise AssertionError("poll strategies yield without end")  # pragma: no cover
+
+
+async def _until(deadline: float, watch: Watch | None) -> bool:
+    """Wait until ``deadline`` (``anyio.current_time()``), or a hint: whether one came."""
+    if watch is None:
+        await anyio.sleep(max(0.0, deadline - anyio.current_time()))
+        return False
+    if watch.take():
+        return True
+    with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+        await watch.hinted()
+        return True
+    return False

@@ -8,7 +8,8 @@ start in order as slots come near, not all at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,10 +31,17 @@ from orchestrator.iq.models import (
 )
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, Prior, StepKey, step_key
-from orchestrator.promote.plan import ApplicationWork, Plan, Skipped, Step, Target, Unresolved
+from orchestrator.promote.hints import HintBoard, Watch
+from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target
 from orchestrator.promote.polling import InFlight, PollStrategy, follow
 from orchestrator.promote.recovery import evaluated_since
-from orchestrator.report.results import NotApplicable, Outcome, PromotionResult
+from orchestrator.promote.step_results import (
+    Attempted,
+    skipped_result,
+    step_result,
+    unresolved_result,
+)
+from orchestrator.report.results import Detection, Outcome, PromotionResult
 
 log = structlog.get_logger("orchestrator.promote")
 
@@ -65,22 +73,8 @@ class Schedule:
     listeners: tuple[Listener, ...] = ()
     prior: Mapping[StepKey, Prior] = field(default_factory=dict)
     after_completion: Completion | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempted:
-    """What is known of a promotion that was sent, for its result."""
-
-    status_url: str | None = None
-    attempts: int = 0
-    polls: int = 0
-    submitted_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_seconds: float | None = None
-    evaluation_seconds: float | None = None
-
-
-NOT_SENT = Attempted()
+    hints: HintBoard | None = None
+    """Where webhook deliveries wake the promotions they may concern; None: polling only."""
 
 
 @dataclass(slots=True)
@@ -92,6 +86,8 @@ class _Tracked:
     attempts: int = 0
     in_flight: InFlight | None = None
     submitted_at: datetime | None = None
+    watch: Watch | None = None
+    detected_by: Detection | None = None
 
 
 class Scheduler:
@@ -227,6 +223,30 @@ class Scheduler:
     ) -> PromotionStatus | None:
         """Send the promotion (or pick up the earlier run's) and follow it to its final
         status; None when the promotion timeout ran out first."""
+        with self._watching(tracked, prior):
+            return await self._sent_and_followed(tracked, key, prior, bound)
+
+    @contextmanager
+    def _watching(self, tracked: _Tracked, prior: Prior | None) -> Iterator[None]:
+        """Let webhook hints wake this promotion while it is outstanding, from before it is
+        sent (or, picked up, from when the earlier run sent it)."""
+        board = self.schedule.hints
+        if board is None:
+            yield
+            return
+        since = None
+        if prior is not None:
+            since = prior.sent_unanswered_at or prior.submitted_at
+        with board.watching(
+            tracked.target.application_id,
+            tracked.step.transition.target_stage.value,
+            since or datetime.now(UTC),
+        ) as tracked.watch:
+            yield
+
+    async def _sent_and_followed(
+        self, tracked: _Tracked, key: StepKey, prior: Prior | None, bound: BoundLogger
+    ) -> PromotionStatus | None:
         if prior is not None and prior.status_url is not None:
             self._pick_up(tracked, key, prior, bound)
         else:
@@ -234,6 +254,7 @@ class Scheduler:
                 done = await self._done_since(tracked, prior.sent_unanswered_at)
                 if done is not None:
                     bound.info("promotion.found_done", sentAt=prior.sent_unanswered_at.isoformat())
+                    tracked.detected_by = Detection.HISTORY
                     return done
                 bound.warning(
                     "promotion.resent",
@@ -269,14 +290,19 @@ class Scheduler:
         while True:
             assert tracked.in_flight is not None
             try:
-                return await follow(
-                    self.client, tracked.in_flight, self.strategy, tracked.target.public_id
+                status = await follow(
+                    self.client,
+                    tracked.in_flight,
+                    self.strategy,
+                    tracked.target.public_id,
+                    tracked.watch,
                 )
             except NotFoundError:
                 if first_sent is not None:
                     done = await self._done_since(tracked, first_sent)
                     if done is not None:
                         bound.info("promotion.status_lost", found="its report")
+                        tracked.detected_by = Detection.HISTORY
                         return done
                 if resent and first_sent is not None:
                     bound.warning(
@@ -294,6 +320,9 @@ class Scheduler:
                 resent = True
                 await self._submit(tracked, key, bound)
                 first_sent = first_sent or tracked.submitted_at
+            else:
+                tracked.detected_by = tracked.in_flight.detected_by
+                return status
 
     async def _watch_history(self, tracked: _Tracked, since: datetime) -> PromotionStatus:
         """Ask the report history, at the poll strategy's offsets, until a report at the target
@@ -305,6 +334,7 @@ class Scheduler:
             in_flight.polls += 1
             done = await self._done_since(tracked, since)
             if done is not None:
+                tracked.detected_by = Detection.HISTORY
                 return done
         raise AssertionError("poll strategies yield without end")  # pragma: no cover
 
@@ -378,6 +408,7 @@ class Scheduler:
                 if in_flight and (seconds := in_flight.evaluation_seconds) is not None
                 else None
             ),
+            detected_by=tracked.detected_by,
         )
         return step_result(
             tracked.step,
@@ -433,64 +464,3 @@ class Scheduler:
         results = [r for r in self._results if r is not None]
         assert len(results) == self.plan.total, "every step has a result"
         return results
-
-
-def step_result(
-    step: Step,
-    *,
-    status: Outcome,
-    reason: str | None,
-    target: Target | None = None,
-    public_id: str | None = None,
-    organization: str | None = None,
-    resumable: bool = False,
-    attempted: Attempted = NOT_SENT,
-    not_applicable: NotApplicable | None = None,
-) -> PromotionResult:
-    """The result of ``step``: of the application ``target`` (or, when the server knows none,
-    of ``public_id`` in ``organization``), with what is known of what was sent."""
-    transition = step.transition
-    return PromotionResult(
-        public_id=target.public_id if target else public_id,
-        application_id=target.application_id if target else None,
-        organization=target.organization if target else organization,
-        entry_index=step.entry_index,
-        transition_index=step.transition_index,
-        source_stage_id=transition.source_stage,
-        scan_id=transition.scan_id,
-        target_stage_id=transition.target_stage,
-        status=status,
-        reason=reason,
-        resumable=resumable,
-        status_url=attempted.status_url,
-        attempts=attempted.attempts,
-        polls=attempted.polls,
-        submitted_at=attempted.submitted_at,
-        finished_at=attempted.finished_at,
-        duration_seconds=attempted.duration_seconds,
-        evaluation_seconds=attempted.evaluation_seconds,
-        not_applicable=not_applicable,
-    )
-
-
-def unresolved_result(unresolved: Unresolved) -> PromotionResult:
-    """The ERROR result of a step whose application or organization the server does not know."""
-    return step_result(
-        unresolved.step,
-        public_id=unresolved.public_id,
-        organization=unresolved.organization,
-        status=Outcome.ERROR,
-        reason=unresolved.reason,
-    )
-
-
-def skipped_result(skipped: Skipped) -> PromotionResult:
-    """The SKIPPED result of a step whose chain does not apply to its application; it does
-    not fail the run."""
-    return step_result(
-        skipped.step,
-        target=skipped.target,
-        status=Outcome.SKIPPED,
-        reason=skipped.skip.reason,
-        not_applicable=skipped.skip.cause,
-    )

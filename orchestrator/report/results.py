@@ -37,6 +37,18 @@ class NotApplicable(StrEnum):
     """The target stage's latest report is younger than skipIfEvaluatedWithin."""
 
 
+class Detection(StrEnum):
+    """How the run learned that a promotion's evaluation had ended."""
+
+    POLL = "poll"
+    """A regular status poll answered it final."""
+    WEBHOOK = "webhook"
+    """IQ's Application Evaluation webhook hinted at it, and the status asked at once
+    confirmed it."""
+    HISTORY = "history"
+    """The server had forgotten the status; the report history held the evaluation's report."""
+
+
 def transition_label(source_stage: str | None, scan_id: str | None, target_stage: str) -> str:
     """How a transition is named everywhere, in logs, plans and reports alike:
     ``build -> release``, or ``scan 3f2a... -> release`` for a scan given by id."""
@@ -100,6 +112,12 @@ class PromotionResult(ResultModel):
         default=None,
         description="Estimated evaluation time, from what the polls bracket: between the last "
         "PENDING answer and the first final one.",
+    )
+    detected_by: Detection | None = Field(
+        default=None,
+        description="How the end of the evaluation was learned: `poll` (a regular status "
+        "poll), `webhook` (IQ's webhook, confirmed by one status request) or `history` (the "
+        "report history, for a status the server forgot); null when no final status came.",
     )
     violations: ViolationCounts | None = Field(
         default=None, description="Open policy violations of the new report, when read."

@@ -46,6 +46,34 @@ class Summary(ResultModel):
         )
 
 
+class WebhookSummary(ResultModel):
+    """What the run's listener for IQ's webhook received (``--webhook-listen``)."""
+
+    listen: str = Field(description="The address the listener was bound to, HOST:PORT.")
+    received: int = Field(default=0, description="Requests that reached the listener.")
+    accepted: int = Field(
+        default=0, description="Deliveries taken: signed with the secret (or insecure) and read."
+    )
+    rejected: dict[str, int] = Field(
+        default_factory=dict,
+        description="Deliveries refused, by reason: unsigned and badSignature (401), "
+        "malformed (400), tooLarge (413).",
+    )
+    matched: int = Field(
+        default=0,
+        description="Accepted evaluation events that woke an outstanding promotion (a hint, "
+        "confirmed or refuted by one status request).",
+    )
+    ignored: int = Field(
+        default=0,
+        description="Accepted events that concerned no outstanding promotion: another stage, "
+        "an earlier evaluation, another application, another event type.",
+    )
+    duplicates: int = Field(
+        default=0, description="Deliveries whose X-Nexus-Webhook-Delivery was seen before."
+    )
+
+
 class RunReport(ResultModel):
     """Everything one run did, in manifest order."""
 
@@ -69,6 +97,9 @@ class RunReport(ResultModel):
     )
     firewall_error: str | None = Field(
         default=None, description="Why the firewall summary is missing, when it could not be read."
+    )
+    webhook: WebhookSummary | None = Field(
+        default=None, description="What the listener for IQ's webhook received, when one ran."
     )
     stopped: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ from typing import Literal
 from orchestrator import defaults
 from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest
+from orchestrator.promote.hints import WebhookSettings
 from orchestrator.promote.polling import PollStrategy
 from orchestrator.promote.progress import ProgressTracker
 from orchestrator.render import RenderOutputs
@@ -62,6 +63,8 @@ class RunConfig:
     and from the evaluation times the journal kept of earlier ones."""
     progress: ProgressTracker | None = None
     """Told of every state change, for a progress display."""
+    webhook: WebhookSettings | None = None
+    """Listen for IQ's Application Evaluation webhook while promotions run; None: poll only."""
 
     @property
     def journal_id(self) -> str:

@@ -8,9 +8,11 @@ the same place whichever command the user ran.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,12 +99,22 @@ def _check_credentials(user: str, password: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where an embedded simulator sends its webhook deliveries, and the secret it signs
+    them with."""
+
+    url: str
+    secret: str | None = field(repr=False)
+
+
 @asynccontextmanager
 async def connected(
-    settings: ClientSettings | None, manifest: Manifest
+    settings: ClientSettings | None, manifest: Manifest, webhook: WebhookTarget | None = None
 ) -> AsyncIterator[ClientSettings]:
     """Yield ``settings``; or, when they are None, those of an embedded simulator seeded with
-    what the manifest names, serving for as long as the block runs.
+    what the manifest names, serving for as long as the block runs (and sending its webhook
+    deliveries to ``webhook``, if given).
 
     The simulator is imported only here, so a run against a real server never loads it."""
     if settings is not None:
@@ -110,7 +122,10 @@ async def connected(
         return
     from orchestrator.simulator import Simulator
 
-    async with Simulator(simulator_config(manifest), port=0) as sim:
+    config = simulator_config(manifest)
+    if webhook is not None:
+        config = dataclasses.replace(config, webhook_url=webhook.url, webhook_secret=webhook.secret)
+    async with Simulator(config, port=0) as sim:
         log.info("simulator.started", url=sim.base_url)
         yield ClientSettings(sim.base_url, SIMULATED)
 

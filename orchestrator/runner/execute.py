@@ -24,18 +24,15 @@ from orchestrator.manifest.model import Manifest
 from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, step_key
+from orchestrator.promote.hints import HintBoard
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.learned_polling import LearnedSchedule, longest_first
 from orchestrator.promote.plan import Plan, Step, resolve_plan
-from orchestrator.promote.scheduler import (
-    Schedule,
-    Scheduler,
-    skipped_result,
-    step_result,
-    unresolved_result,
-)
+from orchestrator.promote.scheduler import Schedule, Scheduler
+from orchestrator.promote.step_results import skipped_result, step_result, unresolved_result
 from orchestrator.report.firewall import FirewallSummary
 from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.run_report import WebhookSummary
 from orchestrator.report.violations import count_violations
 from orchestrator.runner.config import RunConfig
 
@@ -50,16 +47,24 @@ class Executed:
     server_url: str
     firewall: FirewallSummary | None = None
     firewall_error: str | None = None
+    webhook: WebhookSummary | None = None
 
 
-async def execute(
-    config: RunConfig,
-    settings: ClientSettings,
-    control: RunControl,
-    journal: Journal | None,
-    resume: ResumePoint | None,
-) -> Executed:
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What the run around the execution holds for it: how it is stopped, the journal and
+    where a resume starts (when there is a state directory), and the board webhook
+    deliveries wake promotions on (when a listener runs)."""
+
+    control: RunControl
+    journal: Journal | None = None
+    resume: ResumePoint | None = None
+    hints: HintBoard | None = None
+
+
+async def execute(config: RunConfig, settings: ClientSettings, context: RunContext) -> Executed:
     """Plan and promote (or, for a dry run, only plan) with one client for the whole run."""
+    control, journal, resume = context.control, context.journal, context.resume
     auto = config.concurrency == "auto"
     start = defaults.AUTO_CONCURRENCY_START if auto else int(config.concurrency)
     limiter = anyio.CapacityLimiter(start)
@@ -116,6 +121,7 @@ async def execute(
             listeners=tuple(listeners),
             prior=resume.prior if resume else {},
             after_completion=_ViolationReader(client, config.wants_results),
+            hints=context.hints,
         )
         scheduler = Scheduler(plan, client, schedule, control)
         executed = Executed(await scheduler.run(order), server_url)

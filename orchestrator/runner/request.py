@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator import defaults
+from orchestrator.errors import UsageError
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest, load_manifest
+from orchestrator.manifest.webhook import listen_address
+from orchestrator.promote.hints import WebhookSettings
 from orchestrator.promote.polling import PollStrategy
 from orchestrator.promote.progress import ProgressTracker
 from orchestrator.render import RenderOutputs, check_output_paths
@@ -26,6 +29,7 @@ from orchestrator.report.run_report import load_report
 from orchestrator.runner.config import RunConfig
 from orchestrator.runner.connection import client_settings
 from orchestrator.runner.state_dir import Baseline, StateDir, default_state_dir
+from orchestrator.secrets import MIN_SECRET, SCRUBBER
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +68,11 @@ class RunRequest:
     retry: RetryPolicy | None = None
     strategy: PollStrategy | None = None
     progress: ProgressTracker | None = None
+    webhook_listen: str | None = None
+    """HOST:PORT to listen on for IQ's Application Evaluation webhook [default: the
+    manifest's webhook.listen, else none]; the secret comes from IQ_WEBHOOK_SECRET."""
+    webhook_insecure: bool = False
+    """Take unsigned deliveries when IQ_WEBHOOK_SECRET is unset."""
 
 
 def resolve(request: RunRequest) -> RunConfig:
@@ -117,7 +126,47 @@ def resolve(request: RunRequest) -> RunConfig:
         handle_signals=request.handle_signals,
         strategy=request.strategy,
         progress=request.progress,
+        webhook=_webhook(request, manifest, env),
     )
+
+
+WEBHOOK_SECRET_VARIABLE = "IQ_WEBHOOK_SECRET"  # noqa: S105 - the name, not the secret
+
+
+def _webhook(
+    request: RunRequest, manifest: Manifest, env: Mapping[str, str]
+) -> WebhookSettings | None:
+    """Where to listen for IQ's webhook and with which secret; the option wins over the
+    manifest. The secret is registered with the log scrubber before anything is logged."""
+    section = manifest.webhook
+    text = request.webhook_listen or (section.listen if section else None)
+    if text is None:
+        if request.webhook_insecure:
+            raise UsageError(
+                "--webhook-insecure without a listener: give --webhook-listen HOST:PORT "
+                "(or webhook.listen in the manifest)"
+            )
+        return None
+    try:
+        listen = listen_address(text)
+    except ValueError as exc:
+        raise UsageError(f"--webhook-listen: {exc}") from None
+    secret = env.get(WEBHOOK_SECRET_VARIABLE) or None
+    if secret is None and not request.webhook_insecure:
+        raise UsageError(
+            f"no webhook secret: set {WEBHOOK_SECRET_VARIABLE} to the secret of IQ's webhook "
+            "(System Preferences > Webhooks), or give --webhook-insecure to take unsigned "
+            "deliveries"
+        )
+    if secret is not None:
+        if len(secret) < MIN_SECRET:
+            raise UsageError(
+                f"{WEBHOOK_SECRET_VARIABLE} has fewer than {MIN_SECRET} characters: too short "
+                "to sign deliveries safely, or to keep out of logs and reports; give IQ's "
+                "webhook a longer secret"
+            )
+        SCRUBBER.add(secret)
+    return WebhookSettings(listen, secret)
 
 
 def _settings(request: RunRequest, manifest: Manifest, env: Mapping[str, str]) -> ClientSettings:

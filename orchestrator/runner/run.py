@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
-from orchestrator.errors import ExitCode, ServerError, UsageError, sole_error
+from orchestrator.errors import ExitCode, IqPromoteError, ServerError, UsageError, sole_error
 from orchestrator.manifest.model import manifest_digest
+from orchestrator.manifest.webhook import ListenAddress
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal, ResumePoint
 from orchestrator.promote.signals import STOPPING, watch_signals
@@ -30,11 +31,14 @@ from orchestrator.report.gate import gate
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport, Summary, write_report
 from orchestrator.runner.config import RunConfig
-from orchestrator.runner.connection import connected
-from orchestrator.runner.execute import Executed, execute
+from orchestrator.runner.connection import WebhookTarget, connected
+from orchestrator.runner.execute import Executed, RunContext, execute
 from orchestrator.runner.request import RunRequest, resolve
 from orchestrator.runner.state_dir import StateDir
 from orchestrator.secrets import SCRUBBER
+
+if TYPE_CHECKING:
+    from orchestrator.promote.webhook_listener import WebhookListener
 
 log = structlog.get_logger("orchestrator.runner")
 
@@ -101,9 +105,11 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
         clock = time.monotonic()
         try:
             executed = await _connected(config, control, journal, resume)
-        except ServerError:
+        except IqPromoteError:
+            # Raised only before the first promotion (a refusal, a busy webhook port); an
+            # error later ends the run through its control. Nothing was sent: nothing to resume.
             if journal is not None and resume is None:
-                journal.end([])  # refused before anything was sent: nothing to resume
+                journal.end([])
             raise
         if journal is not None:
             journal.end(executed.results)
@@ -116,18 +122,24 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
 async def _connected(
     config: RunConfig, control: RunControl, journal: Journal | None, resume: ResumePoint | None
 ) -> Executed:
-    """Execute with the server connected and signals watched; a task's error raised as itself."""
+    """Execute with the server connected, signals watched and, when asked, IQ's webhook
+    listened for; a task's error is raised as itself."""
+    listener = _listener(config)
     try:
-        async with (
-            connected(config.client, config.manifest) as settings,
-            anyio.create_task_group() as tg,
-        ):
+        async with anyio.create_task_group() as tg:
             if config.handle_signals:
                 tg.start_soon(watch_signals, control, config.grace)
-            executed = await execute(config, settings, control, journal, resume)
+            if listener is not None:
+                await tg.start(listener.serve)
+            async with connected(config.client, config.manifest, _deliveries(listener)) as settings:
+                hints = listener.board if listener is not None else None
+                context = RunContext(control, journal, resume, hints)
+                executed = await execute(config, settings, context)
             tg.cancel_scope.cancel()
     except ExceptionGroup as group:
         raise sole_error(group) from None
+    if listener is not None:
+        executed.webhook = listener.summary()
     return executed
 
 
@@ -163,6 +175,27 @@ def _resume_point(journal: Journal, config: RunConfig) -> ResumePoint | None:
     return journal.resume(unfinished)
 
 
+def _listener(config: RunConfig) -> WebhookListener | None:
+    """The listener for IQ's webhook, when one is asked for and something will be sent.
+    Imported only here, so that a run that does not listen loads no web server."""
+    if config.webhook is None or config.dry_run:
+        return None
+    from orchestrator.promote.webhook_listener import WebhookListener
+
+    return WebhookListener(config.webhook)
+
+
+def _deliveries(listener: WebhookListener | None) -> WebhookTarget | None:
+    """Where an embedded simulator sends its deliveries: to the run's own listener."""
+    if listener is None:
+        return None
+    host = listener.bound.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere; reached on loopback
+        host = "127.0.0.1"
+    url = f"http://{ListenAddress(host, listener.bound.port)}/"
+    return WebhookTarget(url, listener.settings.secret)
+
+
 def _state(config: RunConfig) -> StateDir | None:
     """The state directory, unless the run keeps none (a dry run sends nothing to journal)."""
     if config.state_dir is None or config.dry_run:
@@ -187,6 +220,7 @@ def _report(config: RunConfig, executed: Executed, started: datetime, elapsed: f
         results=executed.results,
         firewall=executed.firewall,
         firewall_error=executed.firewall_error,
+        webhook=executed.webhook,
     )
 
 
@@ -288,5 +322,7 @@ def _summary_fields(report: RunReport) -> dict[str, Any]:
         fields["baseline"] = report.baseline.counts.model_dump(mode="json", by_alias=True)
     if report.firewall_error is not None:
         fields["firewallError"] = report.firewall_error
+    if report.webhook is not None:
+        fields["webhook"] = report.webhook.model_dump(mode="json", by_alias=True)
     fields["exitCode"] = report.exit_code
     return fields

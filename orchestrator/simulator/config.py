@@ -69,6 +69,14 @@ class SimulatorConfig:
     as releases that keep them in memory do after a restart or hours later; ``csrf`` demands
     the CSRF header and cookie on every non-GET request, as behind reverse-proxy
     authentication; ``admin`` False refuses the configuration API (403).
+
+    ``webhook_url`` receives IQ's Application Evaluation webhook for every completed
+    evaluation, signed with ``webhook_secret`` if set, never retried; a seeded share
+    ``webhook_loss`` of deliveries is never sent. ``webhook_foreign`` is the share of accepted
+    promotions that come with foreign evaluations of the same application (CI scans: one at
+    another stage, one at the target stage finished before the promotion was accepted, one
+    while it runs), each delivered too. ``webhook_format`` "legacy" sends the older payload
+    (``ownerId`` only, no ``application`` nor ``reportId``).
     """
 
     apps: int = 20
@@ -95,6 +103,11 @@ class SimulatorConfig:
     forget_statuses_after: float | None = None
     csrf: bool = False
     admin: bool = True
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_loss: float = 0.0
+    webhook_foreign: float = 0.0
+    webhook_format: Literal["current", "legacy"] = "current"
 
     def __post_init__(self) -> None:
         if self.purge_scan_files is not None:
@@ -114,6 +127,15 @@ class SimulatorConfig:
             raise ValueError("at least one evaluation worker is needed")
         if self.eval_time < 0 or self.eval_noise < 0 or self.eval_sigma < 0:
             raise ValueError("eval_time, eval_noise and eval_sigma cannot be negative")
+        if not 0.0 <= self.webhook_loss <= 1.0 or not 0.0 <= self.webhook_foreign <= 1.0:
+            raise ValueError("webhook_loss and webhook_foreign must be between 0 and 1")
+        url = self.webhook_url
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url must be an http:// or https:// URL: {url!r}")
+        if self.webhook_format not in ("current", "legacy"):
+            raise ValueError(
+                f"webhook_format must be 'current' or 'legacy', not {self.webhook_format!r}"
+            )
         if self.context_path and not self.context_path.startswith("/"):
             raise ValueError(f"context_path must start with '/': {self.context_path!r}")
 

@@ -20,6 +20,7 @@ from orchestrator.iq.models import Application, EvaluationState, PromotionStatus
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.simulator.portfolio import Portfolio, Report, new_id
 from orchestrator.simulator.stats import EvaluationRecord, SimulatorStats
+from orchestrator.simulator.webhooks import WebhookSender
 
 
 @dataclass(slots=True)
@@ -59,12 +60,20 @@ class Job:
 
 
 class Engine:
-    """Runs evaluations on ``config.workers`` workers, first come first served."""
+    """Runs evaluations on ``config.workers`` workers, first come first served; tells
+    ``webhooks`` (if given) of every promotion accepted and every evaluation completed."""
 
-    def __init__(self, config: SimulatorConfig, portfolio: Portfolio, stats: SimulatorStats):
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        portfolio: Portfolio,
+        stats: SimulatorStats,
+        webhooks: WebhookSender | None = None,
+    ):
         self.config = config
         self.portfolio = portfolio
         self.stats = stats
+        self.webhooks = webhooks
         self._send: MemoryObjectSendStream[Job] | None = None
         self._receive: MemoryObjectReceiveStream[Job] | None = None
         self._promotions: dict[tuple[str, str], Promotion] = {}
@@ -91,6 +100,8 @@ class Engine:
         self.stats.promotions_accepted[application.id] += 1
         self.stats.queue_depth += 1
         self.stats.max_queue_depth = max(self.stats.max_queue_depth, self.stats.queue_depth)
+        if self.webhooks is not None:
+            self.webhooks.accepted(application, target)
         return promotion
 
     def promotion(self, application_id: str, status_id: str) -> Promotion | None:
@@ -191,6 +202,9 @@ class Engine:
             )
             promotion.state = EvaluationState.COMPLETED
             stats.evaluations_completed += 1
+            if self.webhooks is not None:
+                # Sent once the status says COMPLETED, so a status asked on it confirms it.
+                self.webhooks.evaluated(job.application, promotion.report)
         stats.evaluations.append(
             EvaluationRecord(
                 application_id=job.application.id,

@@ -1,7 +1,7 @@
 """The Simulator: an embedded IQ Server on a loopback port, run as an async context manager.
 
-Its evaluation workers and scheduled outage live in a task group that ends when the context
-does, so nothing outlives the simulator.
+Its evaluation workers, webhook senders and scheduled outage live in a task group that ends
+when the context does, so nothing outlives the simulator.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from orchestrator.simulator.firewall import seed_firewall
 from orchestrator.simulator.portfolio import Portfolio, seed_portfolio
 from orchestrator.simulator.state import ServerState
 from orchestrator.simulator.stats import SimulatorStats
+from orchestrator.simulator.webhooks import WebhookSender
 
 SHUTDOWN_TIMEOUT = 1.0
 """Seconds open connections get to finish when the simulator stops."""
@@ -45,11 +46,12 @@ class Simulator:
         self.stats = SimulatorStats()
         self.portfolio: Portfolio = seed_portfolio(self.config)
         self._outage = Outage()
+        self._webhooks = WebhookSender(self.config, self.stats) if self.config.webhook_url else None
         self._state = ServerState(
             config=self.config,
             portfolio=self.portfolio,
             firewall=seed_firewall(self.config.seed),
-            engine=Engine(self.config, self.portfolio, self.stats),
+            engine=Engine(self.config, self.portfolio, self.stats, self._webhooks),
             stats=self.stats,
             outage=self._outage,
         )
@@ -77,6 +79,8 @@ class Simulator:
         try:
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
+            if self._webhooks is not None:
+                await tg.start(self._webhooks.run)
             app = build_app(self._state)
             app.cleanup_ctx.append(self.engine.lifecycle(tg))
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)

@@ -23,6 +23,19 @@ class EvaluationRecord:
     outcome: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One webhook delivery: what it was for (``promotion``, or a ``foreign-*`` evaluation)
+    and how it went: the receiver's answer, or an error (``lost`` if never sent)."""
+
+    delivery_id: str
+    kind: str
+    application_id: str
+    stage: str
+    status: int | None = None
+    error: str | None = None
+
+
 @dataclass(slots=True)
 class SimulatorStats:
     """Live counters of a running simulator; read them directly or at ``GET /__simulator/stats``.
@@ -31,7 +44,8 @@ class SimulatorStats:
     places the records on its own clock with it, however long the answer took to arrive.
 
     ``requests`` counts API requests by (route name, method); requests the simulator answered
-    with an injected fault are counted there too, and by kind in ``faults``.
+    with an injected fault are counted there too, and by kind in ``faults``. Webhook
+    deliveries are counted by the receiver's answer, lost (never sent) and failed (no answer).
     """
 
     started: float = field(default_factory=time.monotonic, repr=False)
@@ -47,6 +61,10 @@ class SimulatorStats:
     queue_depth: int = 0
     max_queue_depth: int = 0
     evaluations: list[EvaluationRecord] = field(default_factory=list)
+    webhooks_lost: int = 0
+    webhooks_failed: int = 0
+    webhook_answers: Counter[int] = field(default_factory=Counter)
+    webhook_deliveries: list[DeliveryRecord] = field(default_factory=list)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -87,4 +105,8 @@ class SimulatorStats:
             "queueDepth": self.queue_depth,
             "maxQueueDepth": self.max_queue_depth,
             "evaluations": [asdict(record) for record in self.evaluations],
+            "webhooksLost": self.webhooks_lost,
+            "webhooksFailed": self.webhooks_failed,
+            "webhookAnswers": {str(k): v for k, v in sorted(self.webhook_answers.items())},
+            "webhookDeliveries": [asdict(record) for record in self.webhook_deliveries],
         }

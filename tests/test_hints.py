@@ -1,0 +1,224 @@
+"""Webhook hints: the backstop policy as a value, the board that matches events to
+promotions, and ``follow`` woken by a hint, against the simulator's status URLs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestrator.iq.client import IqClient
+from orchestrator.iq.models import EvaluationState, PromoteScanRequest
+from orchestrator.iq.retry import RetryPolicy
+from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.promote.hints import START, HintBoard, Spacing, WebhookBackstop
+from orchestrator.promote.polling import BackoffSchedule, InFlight, follow
+from orchestrator.promote.webhooks import EvaluationEvent
+from orchestrator.report.results import Detection
+from orchestrator.simulator import Simulator
+
+SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
+NOW = datetime(2025, 3, 1, 2, 30, tzinfo=UTC)
+LATE_POLLS = BackoffSchedule(initial=600.0, factor=1.0, cap=600.0, jitter=0.0)
+"""Polls so late that only a hint can end a follow in a test."""
+LIMIT = 20
+
+
+def event(
+    application_id: str = "app-1", stage: str = "release", at: datetime = NOW
+) -> EvaluationEvent:
+    return EvaluationEvent(application_id=application_id, stage=stage, evaluation_date=at)
+
+
+# --- the policy ----------------------------------------------------------------------------
+
+
+def test_without_webhooks_polls_come_as_the_strategy_plans_them() -> None:
+    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
+    spacing = START
+    for planned in (1.0, 2.5, 4.0, 10.0):
+        spacing = policy.spaced(spacing, planned, live=False)
+        assert spacing == Spacing(planned, planned)
+
+
+def test_while_webhooks_arrive_gaps_are_stretched_up_to_the_ceiling() -> None:
+    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
+    spacing = START
+    sent = []
+    for planned in (1.0, 2.0, 4.0, 14.0, 24.0):
+        spacing = policy.spaced(spacing, planned, live=True)
+        sent.append(spacing.at)
+    assert sent == [4.0, 8.0, 16.0, 46.0, 76.0]
+
+
+def test_when_webhooks_stop_the_next_poll_is_the_plan_itself() -> None:
+    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
+    stretched = policy.spaced(policy.spaced(START, 5.0, live=True), 10.0, live=True)
+    assert stretched.at == 40.0
+    assert policy.spaced(stretched, 12.0, live=False) == Spacing(12.0, 12.0)
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0.001, max_value=500.0), min_size=1, max_size=40),
+    stretch=st.floats(min_value=1.0, max_value=50.0),
+    max_gap=st.floats(min_value=0.01, max_value=600.0),
+)
+def test_a_poll_is_never_earlier_than_planned_and_never_more_than_the_ceiling_apart(
+    gaps: list[float], stretch: float, max_gap: float
+) -> None:
+    policy = WebhookBackstop(stretch=stretch, max_gap=max_gap)
+    planned = list(itertools.accumulate(gaps))
+    spacing = START
+    for offset in planned:
+        previous = spacing
+        spacing = policy.spaced(previous, offset, live=True)
+        assert spacing.planned == offset
+        assert spacing.at >= offset
+        gap = spacing.at - previous.at
+        # Farther apart than the ceiling only where the plan itself is.
+        assert gap <= max(max_gap, offset - previous.at) * (1 + 1e-9)
+        assert gap >= min((offset - previous.planned) * stretch, max_gap) * (1 - 1e-9) or (
+            math.isclose(spacing.at, offset)
+        )
+
+
+def test_webhooks_count_as_arriving_for_a_while_after_the_last_confirmed_one() -> None:
+    policy = WebhookBackstop(fresh_for=300.0)
+    assert not policy.live(None, 1000.0), "before the first, polling is as planned"
+    assert policy.live(900.0, 1000.0)
+    assert policy.live(700.0, 1000.0)
+    assert not policy.live(699.0, 1000.0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"stretch": 0.5}, {"max_gap": 0.0}, {"fresh_for": 0.0}, {"clock_tolerance": -1.0}],
+)
+def test_a_backstop_that_cannot_work_is_refused(params: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"webhook backstop|clock_tolerance"):
+        WebhookBackstop(**params)
+
+
+# --- the board -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_an_event_wakes_the_promotion_of_its_application_and_stage_if_dated_after() -> None:
+    board = HintBoard(WebhookBackstop(clock_tolerance=2.0))
+    with (
+        board.watching("app-1", "release", NOW) as watch,
+        board.watching("app-2", "release", NOW) as other,
+    ):
+        assert board.outstanding == 2
+        assert not board.offer(event(stage="build")), "another stage"
+        assert not board.offer(event(application_id="app-9")), "another application"
+        assert not board.offer(event(at=NOW - timedelta(minutes=5))), "an earlier evaluation"
+        assert not watch.take()
+        assert board.offer(event(at=NOW - timedelta(seconds=1))), "within the clock tolerance"
+        assert watch.take()
+        assert not watch.take(), "a hint is taken once"
+        assert board.offer(event(at=NOW + timedelta(seconds=30)))
+        assert not other.take()
+        with anyio.fail_after(LIMIT):
+            await watch.hinted()
+    assert board.outstanding == 0
+    assert not board.offer(event()), "a promotion no longer outstanding is not woken"
+
+
+def test_a_confirmed_hint_makes_webhooks_live_for_the_board() -> None:
+    async def check() -> None:
+        board = HintBoard()
+        assert not board.live()
+        with board.watching("app-1", "build", NOW) as watch:
+            watch.confirmed()
+        assert board.live()
+
+    anyio.run(check)
+
+
+# --- follow, woken by a hint ---------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for something the simulator or the follower does (the test's deadline bounds it)."""
+    while not condition():  # noqa: ASYNC110 - what is awaited sets no event
+        await anyio.sleep(0.005)
+
+
+def settings_for(base_url: str) -> ClientSettings:
+    return ClientSettings(
+        base_url,
+        Credentials("admin", "admin123"),
+        retry=RetryPolicy(backoff_base=0.01, backoff_cap=0.05),
+    )
+
+
+async def submit(client: IqClient, sim: Simulator) -> tuple[str, InFlight]:
+    app = sim.portfolio.applications[0]
+    request = PromoteScanRequest(source_stage_id="build", target_stage_id="release")
+    submission = await client.promote_scan(app.id, request)
+    return app.id, InFlight(submission.status_url, anyio.current_time())
+
+
+@pytest.mark.anyio
+async def test_a_hint_of_a_finished_evaluation_ends_follow_with_one_status_request(
+    simulator: Simulator,
+) -> None:
+    board = HintBoard()
+    async with IqClient(settings_for(simulator.base_url)) as client:
+        with (
+            anyio.fail_after(LIMIT),
+            board.watching(
+                simulator.portfolio.applications[0].id, "release", datetime.now(UTC)
+            ) as watch,
+        ):
+            app_id, in_flight = await submit(client, simulator)
+            await until(lambda: simulator.stats.evaluations_completed > 0)
+            assert board.offer(event(app_id, "release", datetime.now(UTC)))
+            status = await follow(client, in_flight, LATE_POLLS, "app", watch)
+    assert status.state is EvaluationState.COMPLETED
+    assert status.report_html_url
+    assert in_flight.polls == 1
+    assert in_flight.detected_by is Detection.WEBHOOK
+    assert board.live(), "a confirmed hint says webhooks arrive"
+
+
+@pytest.mark.anyio
+async def test_a_hint_the_status_refutes_does_not_end_follow(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    board = HintBoard()
+    async with (
+        simulator_factory(eval_time=60.0, eval_sigma=0.0) as sim,
+        IqClient(settings_for(sim.base_url)) as client,
+    ):
+        app_id = sim.portfolio.applications[0].id
+        with board.watching(app_id, "release", datetime.now(UTC)) as watch:
+            _, in_flight = await submit(client, sim)
+            ended = False
+
+            async def following() -> None:
+                nonlocal ended
+                await follow(client, in_flight, LATE_POLLS, "app", watch)
+                ended = True
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(following)
+                assert board.offer(event(app_id, "release", datetime.now(UTC)))
+                with anyio.fail_after(LIMIT):
+                    await until(lambda: in_flight.polls == 1)
+                    assert board.offer(event(app_id, "release", datetime.now(UTC)))
+                    await until(lambda: in_flight.polls == 2)
+                assert not ended, "PENDING twice: the follower waits on"
+                tg.cancel_scope.cancel()
+    assert in_flight.polls == 2
+    assert in_flight.final_at is None
+    assert in_flight.detected_by is None
+    assert not board.live(), "a refuted hint is no sign that webhooks arrive"

@@ -1,0 +1,236 @@
+"""Whole runs with IQ's webhook: the simulator delivers to the run's own listener on
+127.0.0.1, and the report says how each promotion was detected.
+
+Correctness only, no timings: polls so late that only a delivery can end a promotion in a
+test's time show that a hint frees the slot; lost, foreign, replayed and badly signed
+deliveries show that only a status answer ever ends one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from receivers import SECRET, Replayer, free_port
+from structlog.testing import capture_logs
+from test_runner import config_for, entry, manifest
+
+from orchestrator.errors import AuthError
+from orchestrator.iq.models import Stage
+from orchestrator.manifest.webhook import ListenAddress
+from orchestrator.promote.hints import WebhookBackstop, WebhookSettings
+from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.report.results import Detection, Outcome
+from orchestrator.report.run_report import RunReport
+from orchestrator.runner.run import run
+from orchestrator.simulator import FaultConfig, Simulator
+
+pytestmark = pytest.mark.anyio
+SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
+
+LIMIT = 25
+LATE_POLLS = BackoffSchedule(initial=600.0, factor=1.0, cap=600.0, jitter=0.0)
+"""Polls that never come within a test: only a delivery can end a promotion in time."""
+QUICK_POLLS = BackoffSchedule(initial=0.05, factor=1.5, cap=0.3)
+QUICK_BACKSTOP = WebhookBackstop(stretch=4.0, max_gap=0.5)
+PROMOTE = "{from: build, to: stage-release}"
+
+
+@asynccontextmanager
+async def delivering(
+    simulator_factory: SimulatorFactory, **overrides: Any
+) -> AsyncIterator[tuple[Simulator, int]]:
+    """A simulator that delivers to a port a run will listen on, and that port."""
+    port = free_port()
+    settings = {"webhook_url": f"http://127.0.0.1:{port}/", "webhook_secret": SECRET}
+    async with simulator_factory(**(settings | overrides)) as sim:
+        yield sim, port
+
+
+def listening_on(
+    port: int, secret: str | None = SECRET, backstop: WebhookBackstop | None = None
+) -> WebhookSettings:
+    return WebhookSettings(
+        ListenAddress("127.0.0.1", port), secret, backstop=backstop or WebhookBackstop()
+    )
+
+
+async def run_with_webhook(
+    sim: Simulator,
+    port: int,
+    count: int,
+    *,
+    concurrency: int = 4,
+    strategy: BackoffSchedule = LATE_POLLS,
+    **webhook: Any,
+) -> RunReport:
+    apps = [a.public_id for a in sim.portfolio.applications[:count]]
+    text = manifest(entry(apps, PROMOTE), concurrency=concurrency)
+    config = config_for(
+        sim,
+        text,
+        concurrency=concurrency,
+        strategy=strategy,
+        webhook=listening_on(port, **webhook),
+    )
+    with anyio.fail_after(LIMIT):
+        return await run(config)
+
+
+def status_requests(sim: Simulator) -> int:
+    return sim.stats.requests_to("promotion-status", "GET")
+
+
+async def test_a_delivery_frees_the_slot_after_one_status_request(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory) as (sim, port):
+        report = await run_with_webhook(sim, port, 4, concurrency=1)
+        latest = {
+            app.public_id: sim.portfolio.latest(app.id, Stage.STAGE_RELEASE)
+            for app in sim.portfolio.applications[:4]
+        }
+    assert report.succeeded
+    for result in report.results:
+        assert result.detected_by is Detection.WEBHOOK
+        assert result.polls == 1, "one status request confirms the hint"
+        own = latest[result.public_id or ""]
+        assert own is not None
+        assert result.report_html_url is not None
+        assert result.report_html_url.endswith(f"/report/{own.report_id}")
+    assert status_requests(sim) == 4
+    assert report.webhook is not None
+    assert (report.webhook.accepted, report.webhook.matched, report.webhook.ignored) == (4, 4, 0)
+    assert report.webhook.listen == f"127.0.0.1:{port}"
+
+
+async def test_lost_deliveries_cost_polls_never_correctness(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory, webhook_loss=0.5, seed=1) as (sim, port):
+        report = await run_with_webhook(sim, port, 8, strategy=QUICK_POLLS, backstop=QUICK_BACKSTOP)
+    assert report.succeeded
+    lost = {d.application_id for d in sim.stats.webhook_deliveries if d.error == "lost"}
+    assert 0 < len(lost) < 8
+    by_id = {r.application_id: r for r in report.results}
+    for application_id in lost:
+        assert by_id[application_id].detected_by is Detection.POLL
+    assert all(r.detected_by in (Detection.POLL, Detection.WEBHOOK) for r in report.results)
+    assert report.webhook is not None
+    assert report.webhook.accepted == 8 - len(lost)
+
+
+async def test_foreign_evaluations_never_end_a_promotion(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """Each promotion comes with a CI scan at another stage, one at its stage that ended a
+    minute before it was sent, and one at its stage while it runs: the first two are
+    ignored, the third wakes the follower, whose status request finds it still PENDING."""
+    async with delivering(
+        simulator_factory, webhook_foreign=1.0, eval_time=1.0, eval_sigma=0.0, eval_noise=0.0
+    ) as (sim, port):
+        report = await run_with_webhook(sim, port, 3)
+    assert report.succeeded
+    for result in report.results:
+        assert result.detected_by is Detection.WEBHOOK
+        assert result.polls == 2, "a refuted hint, then the promotion's own"
+    assert report.webhook is not None
+    assert (report.webhook.matched, report.webhook.ignored) == (6, 6)
+    kinds = Counter(d.kind for d in sim.stats.webhook_deliveries if d.status == 204)
+    assert kinds == Counter(
+        {"promotion": 3, "foreign-other-stage": 3, "foreign-before": 3, "foreign-during": 3}
+    )
+
+
+async def test_a_replayed_delivery_is_ignored(simulator_factory: SimulatorFactory) -> None:
+    listener_port = free_port()
+    async with delivering(simulator_factory) as (sim, port):
+        replayer = Replayer(f"http://127.0.0.1:{listener_port}/")
+        async with replayer.serving(port):
+            report = await run_with_webhook(sim, listener_port, 3)
+    assert report.succeeded
+    assert [r.polls for r in report.results] == [1, 1, 1]
+    assert report.webhook is not None
+    assert (report.webhook.matched, report.webhook.duplicates) == (3, 3)
+    assert replayer.answers == [204] * 6
+
+
+async def test_badly_signed_deliveries_are_refused_and_polling_completes_the_run(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory, webhook_secret="not-the-secret") as (sim, port):
+        report = await run_with_webhook(sim, port, 3, strategy=QUICK_POLLS)
+    assert report.succeeded
+    assert all(r.detected_by is Detection.POLL for r in report.results)
+    assert report.webhook is not None
+    assert report.webhook.rejected["badSignature"] == 3
+    assert report.webhook.accepted == 0
+    assert sim.stats.webhook_answers == Counter({401: 3})
+
+
+async def test_unsigned_deliveries_are_refused_unless_insecure(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory, webhook_secret=None) as (sim, port):
+        refused = await run_with_webhook(sim, port, 2, strategy=QUICK_POLLS)
+        taken = await run_with_webhook(sim, port, 2, secret=None)
+    assert refused.webhook is not None
+    assert refused.webhook.rejected["unsigned"] == 2
+    assert all(r.detected_by is Detection.POLL for r in refused.results)
+    assert taken.succeeded
+    assert all(r.detected_by is Detection.WEBHOOK for r in taken.results)
+
+
+async def test_the_older_payload_is_a_hint_too(simulator_factory: SimulatorFactory) -> None:
+    async with delivering(simulator_factory, webhook_format="legacy") as (sim, port):
+        report = await run_with_webhook(sim, port, 2)
+    assert report.succeeded
+    assert all(r.detected_by is Detection.WEBHOOK and r.polls == 1 for r in report.results)
+
+
+async def test_the_listener_is_closed_when_the_run_ends(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory) as (sim, port):
+        report = await run_with_webhook(sim, port, 1)
+        assert report.succeeded
+        with pytest.raises(OSError, match="connection attempts failed"):
+            await anyio.connect_tcp("127.0.0.1", port)
+        text = manifest(entry([sim.portfolio.applications[0].public_id], PROMOTE))
+        refused = config_for(sim, text, password="wrong", webhook=listening_on(port))
+        with anyio.fail_after(LIMIT), pytest.raises(AuthError):
+            await run(refused)
+        with pytest.raises(OSError, match="connection attempts failed"):
+            await anyio.connect_tcp("127.0.0.1", port)
+
+
+async def test_the_secret_is_in_no_log_event_and_no_report(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    async with delivering(simulator_factory) as (sim, port):
+        with capture_logs() as events:
+            report = await run_with_webhook(sim, port, 2)
+    assert report.succeeded
+    assert SECRET not in report.to_json()
+    assert not any(SECRET in str(event) for event in events)
+    listening = [e for e in events if e["event"] == "webhook.listening"]
+    assert [(e["address"], e["signed"]) for e in listening] == [(f"127.0.0.1:{port}", True)]
+    [summary] = [e for e in events if e["event"] == "run.summary"]
+    assert summary["webhook"]["matched"] == 2
+    assert summary["webhook"]["rejected"]["badSignature"] == 0
+
+
+async def test_a_failed_evaluation_is_found_by_polling(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """IQ's event is for completed evaluations; one that fails is the backstop's to find."""
+    async with delivering(simulator_factory, faults=FaultConfig(failing_rate=1.0)) as (sim, port):
+        report = await run_with_webhook(sim, port, 2, strategy=QUICK_POLLS)
+    assert [r.status for r in report.results] == [Outcome.FAILED, Outcome.FAILED]
+    assert all(r.detected_by is Detection.POLL for r in report.results)
+    assert report.webhook is not None
+    assert report.webhook.received == 0
