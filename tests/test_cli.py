@@ -649,11 +649,11 @@ def test_plan_marks_unknown_applications_and_sends_no_promotion(
         as_json = invoke("plan", manifest, "--server-url", sim.base_url, "--json", env=server_env())
         as_text = invoke("plan", manifest, "--server-url", sim.base_url, env=server_env())
         promotions = sim.stats.requests_to("promote-scan")
-    assert as_json.exit_code == 0, as_json.stderr
+    assert as_json.exit_code == 1, as_json.stderr  # as a dry run: a step cannot resolve
     steps = {s["publicId"]: s for s in json.loads(as_json.stdout)["steps"]}
     assert "error" not in steps[known]
     assert "not known" in steps["no-such-app"]["error"]
-    assert as_text.exit_code == 0, as_text.stderr
+    assert as_text.exit_code == 1, as_text.stderr
     assert "ERROR: " in as_text.stdout
     assert as_text.stdout.strip().splitlines()[-1] == (
         "2 promotions for 1 applications; 1 cannot run; 0 skipped"

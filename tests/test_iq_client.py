@@ -206,6 +206,24 @@ async def test_unknown_application_or_status_is_not_found(simulator: Simulator) 
     assert not simulator.stats.promotions_accepted
 
 
+async def test_a_404_before_anything_answered_suggests_the_context_path(
+    simulator: Simulator,
+) -> None:
+    bare = simulator.base_url + "not-iq/"
+    async with IqClient(settings_for(bare)) as client:
+        with pytest.raises(NotFoundError, match="context path") as nowhere:
+            await client.organizations()
+    assert f"{bare}api/v2/organizations answered HTTP 404" in str(nowhere.value)
+    async with IqClient(settings_for(simulator.base_url)) as client:
+        await client.organizations()  # something answered: a 404 now is about what was asked
+        status_url = client.absolute(
+            f"api/v2/evaluation/applications/{app_id(simulator)}/status/feedface"
+        )
+        with pytest.raises(NotFoundError) as later:
+            await client.promotion_status(status_url)
+    assert "context path" not in str(later.value)
+
+
 async def test_a_bad_request_is_a_clear_error_sent_once(simulator: Simulator) -> None:
     async with IqClient(settings_for(simulator.base_url)) as client:
         with pytest.raises(ServerError) as caught:

@@ -345,15 +345,32 @@ def test_an_unset_variable_names_line_and_field() -> None:
         """\
         version: 1
         server:
-          url: ${IQ_SERVER_URL}
+          caBundle: ${CA_FILE}
         promotions:
           - organization: ${ORG}
             transitions: [{from: build, to: release}]
         """
     ) == [
-        (3, "server.url", "environment variable IQ_SERVER_URL is not set"),
+        (3, "server.caBundle", "environment variable CA_FILE is not set"),
         (5, "promotions[0].organization", "environment variable ORG is not set"),
     ]
+
+
+def test_an_unset_url_or_user_is_left_to_the_options_and_remembered() -> None:
+    """The command line and the environment come before the manifest for these: an unset
+    ${VAR} there means "not set here", and is named only if nothing else gives the value."""
+    manifest = parse_manifest(
+        "version: 1\nserver:\n  url: ${IQ_SERVER_URL}\n  username: ${IQ_USERNAME}\n" + ENTRY,
+        source="m.yaml",
+        env={},
+    )
+    assert manifest.server is not None
+    assert (manifest.server.url, manifest.server.username) == (None, None)
+    reference = manifest.server.unset_reference("url")
+    assert str(reference) == "m.yaml:3: server.url is ${IQ_SERVER_URL}, which is not set"
+    assert manifest.server.unset_reference("username") is not None
+    partly = "version: 1\nserver:\n  url: https://${IQ_HOST}/iq\n" + ENTRY
+    assert [(line, field) for line, field, _ in problems(partly)] == [(3, "server.url")]
 
 
 def test_a_malformed_reference_is_a_problem() -> None:
@@ -1015,7 +1032,7 @@ def test_every_problem_is_reported_at_once_sorted_by_line() -> None:
         """\
         version: 1
         server:
-          url: ${IQ_SERVER_URL}
+          url: ${IQ_SERVER_URL}x
           password: admin123
         concurrency: many
         promotions:

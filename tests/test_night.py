@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 import structlog
 from rich.console import Console
@@ -25,15 +27,19 @@ from test_cli import (
     invoke,
     read_json,
     run_against,
+    server_env,
     write_manifest,
 )
 
+from orchestrator.cli import render as render_command
 from orchestrator.cli.console import summary_renderable
+from orchestrator.cli.main import main
 from orchestrator.logs import configure_logging
 from orchestrator.render.html import render_html
 from orchestrator.render.junit import render_junit
 from orchestrator.render.markdown import render_markdown
 from orchestrator.render.metrics import render_metrics
+from orchestrator.report.baseline import compare
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +203,159 @@ def test_a_terminal_gets_warnings_only_and_a_log_file_gets_info() -> None:
     configure_logging(stream=file)
     structlog.get_logger("test").info("quiet.detail")
     assert '"event": "quiet.detail"' in file.getvalue()
+
+
+# --- exit codes and messages that point the right way ------------------------------------------
+
+
+def test_a_forgotten_context_path_names_the_url_and_suggests_it(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    with threaded_simulator_factory(context_path="/iq") as sim:
+        known = sim.portfolio.applications[0].public_id
+        manifest = write_manifest(tmp_path / "m.yaml", ([known], REEVALUATE))
+        bare = sim.base_url.removesuffix("iq/")
+        result = invoke("run", manifest, "--server-url", bare, env=server_env())
+        with_path = invoke("run", manifest, "--server-url", sim.base_url, env=server_env())
+    assert result.exit_code == 3, result.stderr
+    assert f"{bare}api/v2/organizations answered HTTP 404" in result.stderr
+    assert "context path" in result.stderr
+    assert with_path.exit_code == 0, with_path.stderr
+
+
+MANIFEST_WITH_URL_FROM_ENV = """\
+version: 1
+server:
+  url: ${IQ_SERVER_URL}
+  username: ${IQ_USERNAME}
+polling: {initialInterval: 0.05, maxInterval: 0.2}
+promotions:
+  - applications: [alpha-api]
+    transitions: [{from: build, to: build}]
+"""
+
+
+def test_an_unset_url_variable_gives_way_to_the_options(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "nightly.yaml"
+    manifest.write_text(MANIFEST_WITH_URL_FROM_ENV)
+    simulated = invoke("run", manifest, "--simulate")
+    assert simulated.exit_code == 0, simulated.stderr
+    assert invoke("validate", manifest).exit_code == 0
+    with threaded_simulator_factory() as sim:
+        known = sim.portfolio.applications[0].public_id
+        served = tmp_path / "served.yaml"
+        served.write_text(MANIFEST_WITH_URL_FROM_ENV.replace("alpha-api", known))
+        given = run_against(sim, served)
+    assert given.exit_code == 0, given.stderr
+    missing = invoke("run", manifest, env={"IQ_PASSWORD": "admin123"})
+    assert missing.exit_code == 2
+    assert f"{manifest}:3: server.url is ${{IQ_SERVER_URL}}, which is not set" in missing.stderr
+
+
+def test_an_unset_variable_elsewhere_is_still_a_manifest_error(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST_WITH_URL_FROM_ENV.replace("alpha-api", '"${APP_ID}"'))
+    result = invoke("validate", manifest)
+    assert result.exit_code == 2
+    assert "environment variable APP_ID is not set" in result.stderr
+
+
+# --- smaller things, each seen -----------------------------------------------------------------
+
+
+def test_concurrency_auto_is_taken_in_any_case(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.yaml", ([CLEAN_APP], REEVALUATE))
+    result = invoke(
+        "run", manifest, "--simulate", "--concurrency", "AUTO", "--report", tmp_path / "r.json"
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_validate_counts_what_the_manifest_holds(tmp_path: Path) -> None:
+    manifest = write_manifest(
+        tmp_path / "m.yaml",
+        (["a", "b", "c"], "[{from: build, to: stage-release}, {from: stage-release, to: release}]"),
+        (["d"], REEVALUATE),
+    )
+    result = invoke("validate", manifest)
+    assert result.exit_code == 0
+    assert result.stdout == (
+        f"{manifest}: valid: 2 entries with 3 transitions in all; "
+        "7 promotions of the applications it names\n"
+    )
+
+
+def test_plan_exits_1_like_a_dry_run_when_a_step_cannot_resolve(
+    threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
+) -> None:
+    with threaded_simulator_factory() as sim:
+        known = sim.portfolio.applications[0].public_id
+        manifest = write_manifest(tmp_path / "m.yaml", ([known, "no-such-app"], REEVALUATE))
+        plan = invoke("plan", manifest, "--server-url", sim.base_url, env=server_env())
+        dry = run_against(sim, manifest, "--dry-run", "--report", tmp_path / "r.json")
+        manifest_ok = write_manifest(tmp_path / "ok.yaml", ([known], REEVALUATE))
+        fine = invoke("plan", manifest_ok, "--server-url", sim.base_url, env=server_env())
+    assert (plan.exit_code, dry.exit_code, fine.exit_code) == (1, 1, 0)
+
+
+def test_simulate_on_a_busy_port_says_so_without_a_traceback() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke("simulate", "--port", str(port))
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_bug_in_render_is_told_on_stderr_never_in_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(gated_report().to_json())
+
+    def broken(*_: object) -> list[Path]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(render_command, "write_outputs", broken)
+    result = invoke("render", report, "--markdown", tmp_path / "out.md")
+    assert result.exit_code == 70
+    assert result.stdout == ""
+    assert "internal.error" in result.stderr
+    assert "RuntimeError" in result.stderr
+
+
+def test_every_option_says_what_it_does() -> None:
+    def options(command: click.Command) -> Iterator[tuple[str, click.Option]]:
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                yield from options(sub)
+            return
+        for param in command.params:
+            if isinstance(param, click.Option):
+                yield f"{command.name} {param.opts[0]}", param
+
+    silent = [name for name, option in options(main) if not option.help]
+    assert silent == []
+    for name in ("simulate", "run", "repository-results"):
+        text = invoke(name, "--help").stdout
+        assert "[default: " in text, name
+
+
+def test_no_earlier_count_is_shown_apart_in_every_rendering() -> None:
+    before = gated_report().model_copy(update={"policy_gate": None})
+    unread = [r.model_copy(update={"violations": None}) for r in before.results]
+    baseline = compare(gated_report(), before.model_copy(update={"results": unread}), "old.json")
+    assert baseline.counts.no_earlier_count == 1
+    report = gated_report().model_copy(update={"baseline": baseline})
+    markdown = render_markdown(report)
+    assert "| Critical, with no earlier count | 1 |" in markdown
+    assert "| New critical violations | 0 |" in markdown
+    unknown = markdown.split("#### Critical violations with no earlier count", 1)[1]
+    assert GATED_APP in unknown
+    html = render_html(report)
+    assert 'id="baseline-no-count"' in html
+    assert "critical violations with no earlier count: 1" in render_junit(report)

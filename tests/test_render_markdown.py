@@ -132,6 +132,7 @@ def test_baseline_changes() -> None:
         "Critical violations fixed": "1",
         "Status changed": "1",
         "No longer completed": "1",
+        "Critical, with no earlier count": "0",
         "New applications": "1",
         "Missing applications": "1",
     }

@@ -1,7 +1,8 @@
-"""The closing summary on a terminal: how the night went, what did not complete and why, the
-gate, violations by band, changes since the baseline, where the report went, and, when the run
-was stopped, the command that continues it. The same data is the ``run.summary`` log event
-(:meth:`RunReport.summary_fields`), so cron logs and people see one story."""
+"""The closing summary on a terminal: how the night went (with the error that ended it, if
+one did), what did not complete and why, the gate, violations by band, changes since the
+baseline, where the report went, and, when the run was stopped, the command that continues it.
+The same data is the ``run.summary`` log event (:meth:`RunReport.summary_fields`), so cron
+logs and people see one story."""
 
 from __future__ import annotations
 
@@ -87,8 +88,6 @@ def summary_renderable(
             str(counts.no_earlier_count),
         )
         parts.append(changes)
-    if report.error is not None:
-        parts.append(Text.assemble(("Stopped by an error: ", "bold red"), report.error))
     if report_path is not None:
         parts.append(Text.assemble("Report: ", (str(report_path), "bold")))
     if report.stopped is not None and resume_command:

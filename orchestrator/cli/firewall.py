@@ -169,6 +169,7 @@ async def export_results(
     type=click.Choice([f.value for f in OutputFormat]),
     default=OutputFormat.NDJSON.value,
     show_default=True,
+    help="NDJSON (a row a line, streamed), one JSON document, or CSV.",
 )
 @click.option(
     "--output",

@@ -10,12 +10,22 @@ from orchestrator.cli.render import render
 from orchestrator.cli.run import run_command
 from orchestrator.cli.scans import scans
 from orchestrator.cli.simulate import simulate
+from orchestrator.logs import configure_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,
+    }
+)
 @click.version_option(package_name="iq-promote")
 def main() -> None:
     """Promote and re-evaluate application scans on Sonatype IQ Server, in bulk."""
+    # Every command logs to stderr, also one without log options (render, simulate): its
+    # stdout is data (a plan, an export), and an error must never land in it.
+    configure_logging()
 
 
 for command in (

@@ -11,6 +11,7 @@ import anyio
 import click
 
 from orchestrator.cli.support import guarded, log_options, server_options
+from orchestrator.errors import ExitCode
 from orchestrator.iq.client import IqClient
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.manifest.model import Manifest, load_manifest
@@ -26,14 +27,28 @@ def validate(manifest_path: Path) -> None:
 
     def body() -> int:
         manifest = load_manifest(manifest_path)
-        steps = sum(len(e.transitions) for e in manifest.promotions)
-        click.echo(
-            f"{manifest_path}: valid: {len(manifest.promotions)} entries, "
-            f"{steps} transitions per application"
-        )
+        entries = manifest.promotions
+        steps = sum(len(e.transitions) for e in entries)
+        named = sum(len(e.applications or ()) * len(e.transitions) for e in entries)
+        selecting = sum(1 for e in entries if e.selects)
+        said = [
+            f"{_count(len(entries), 'entry', 'entries')} with {_count(steps, 'transition')} in all"
+        ]
+        if named:
+            said.append(f"{_count(named, 'promotion')} of the applications it names")
+        if selecting:
+            said.append(
+                f"{_count(selecting, 'entry', 'entries')} choosing applications on the server "
+                "(`iq-promote plan` counts them)"
+            )
+        click.echo(f"{manifest_path}: valid: " + "; ".join(said))
         return 0
 
     guarded(body)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @click.command("plan")
@@ -53,7 +68,8 @@ def plan_command(
     log_format: LogFormat,
     log_level: str | None,
 ) -> None:
-    """Resolve MANIFEST's applications and print what would run; sends no promotion."""
+    """Resolve MANIFEST's applications and print what would run; sends no promotion. Exits 1,
+    as `run --dry-run` does, when a step cannot resolve."""
     configure_logging(level=log_level, fmt=log_format)
 
     def body() -> int:
@@ -70,7 +86,8 @@ def plan_command(
 
         plan = anyio.run(resolve)
         click.echo(_plan_json(plan) if as_json else _plan_text(plan))
-        return 0
+        # As a dry run: steps that cannot resolve (an unknown application) fail it.
+        return int(ExitCode.NOT_COMPLETED if plan.unresolved else ExitCode.OK)
 
     guarded(body)
 

@@ -29,8 +29,10 @@ class ConcurrencyType(click.ParamType):  # type: ignore[type-arg]
     name = "N|auto"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value == "auto" or isinstance(value, int):
+        if isinstance(value, int):
             return value
+        if str(value).strip().lower() == "auto":
+            return "auto"
         try:
             number = int(value)
         except ValueError:
@@ -60,7 +62,8 @@ OUTPUT = click.Path(path_type=Path, dir_okay=False)
 @click.option(
     "--state-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Journal, lock and history [default: .iq-promote-state beside the report].",
+    help="Journal, lock and kept report [default: $XDG_STATE_HOME/iq-promote/<manifest "
+    "name>-<hash of its real path>, else under ~/.local/state].",
 )
 @click.option("--resume", is_flag=True, help="Continue the last unfinished run of this manifest.")
 @click.option("--simulate", is_flag=True, help="Run against the embedded simulator.")

@@ -9,7 +9,7 @@ import anyio
 import click
 
 from orchestrator.cli.support import fail
-from orchestrator.errors import IqPromoteError
+from orchestrator.errors import IqPromoteError, UsageError
 from orchestrator.iq.models import PurgeScanFiles
 from orchestrator.manifest.model import load_manifest
 from orchestrator.simulator.config import FaultConfig, SimulatorConfig
@@ -22,15 +22,45 @@ Seconds = click.FloatRange(min=0.0)
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8070, show_default=True)
-@click.option("--apps", type=click.IntRange(min=0), default=50, show_default=True)
-@click.option("--organizations", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8070,
+    show_default=True,
+    help="Port to listen on (0: any free one).",
+)
+@click.option(
+    "--apps",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Applications in the seeded portfolio.",
+)
+@click.option(
+    "--organizations",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Organizations the applications are spread over.",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same portfolio.")
-@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Evaluations the server runs at once; more wait in its queue.",
+)
 @click.option(
     "--eval-time", type=Seconds, default=5.0, show_default=True, help="Median evaluation seconds."
 )
-@click.option("--eval-sigma", type=Seconds, default=0.5, show_default=True)
+@click.option(
+    "--eval-sigma",
+    type=Seconds,
+    default=0.5,
+    show_default=True,
+    help="Spread of evaluation times (sigma of the lognormal).",
+)
 @click.option(
     "--eval-noise",
     type=Seconds,
@@ -47,8 +77,20 @@ Seconds = click.FloatRange(min=0.0)
 )
 @click.option("--context-path", default="", help="e.g. /iq, as behind a reverse proxy.")
 @click.option("--release", type=int, default=190, show_default=True, help="IQ release number.")
-@click.option("--username", envvar="IQ_SIM_USERNAME", default="admin", show_default=True)
-@click.option("--password", envvar="IQ_SIM_PASSWORD", default="admin123", show_default=True)
+@click.option(
+    "--username",
+    envvar="IQ_SIM_USERNAME",
+    default="admin",
+    show_default=True,
+    help="The one user the server accepts (also IQ_SIM_USERNAME).",
+)
+@click.option(
+    "--password",
+    envvar="IQ_SIM_PASSWORD",
+    default="admin123",
+    show_default=True,
+    help="Its password (also IQ_SIM_PASSWORD).",
+)
 @click.option(
     "--purge-scan-files",
     type=click.Choice([p.value for p in PurgeScanFiles]),
@@ -119,13 +161,25 @@ Seconds = click.FloatRange(min=0.0)
 @click.option("--fail-rate", type=Rate, default=0.0, help="Share of API requests answered 5xx.")
 @click.option("--drop-rate", type=Rate, default=0.0, help="Share of API requests dropped.")
 @click.option("--latency", type=Seconds, default=0.0, help="Seconds added to every API request.")
-@click.option("--latency-jitter", type=Rate, default=0.5, show_default=True)
+@click.option(
+    "--latency-jitter",
+    type=Rate,
+    default=0.5,
+    show_default=True,
+    help="Share by which --latency varies, at random, from request to request.",
+)
 @click.option(
     "--throttle-queue-depth",
     type=click.IntRange(min=0),
     help="Answer promoteScan 429 while this many evaluations are queued.",
 )
-@click.option("--retry-after", type=Seconds, default=1.0, show_default=True)
+@click.option(
+    "--retry-after",
+    type=Seconds,
+    default=1.0,
+    show_default=True,
+    help="Seconds a 429 answer asks the client to wait (Retry-After).",
+)
 @click.option("--failing-apps", default="", help="Comma-separated publicIds that always fail.")
 @click.option("--failing-rate", type=Rate, default=0.0, help="Share of apps that always fail.")
 @click.option("--outage-after", type=Seconds, help="Seconds after start the server goes away.")
@@ -166,7 +220,11 @@ def simulate(
             config = seeded_from(load_manifest(manifest_path), config)
         except IqPromoteError as exc:
             fail(exc)
-    anyio.run(serve, config, host, port)
+    try:
+        anyio.run(serve, config, host, port)
+    except OSError as exc:
+        # A busy port, an address this machine does not have: say it, not a traceback.
+        fail(UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
 
 
 def _ids(text: str) -> tuple[str, ...]:

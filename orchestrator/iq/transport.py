@@ -166,6 +166,8 @@ class Transport:
         self._gate = gate or RequestGate()
         self._session: aiohttp.ClientSession | None = None
         self._csrf = secrets.token_urlsafe(16)
+        self._answered = False
+        """Whether anything at the base URL has answered yet (see :func:`_nowhere`)."""
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
@@ -257,11 +259,15 @@ class Transport:
             failure = await self._attempt(request, target)
             if isinstance(failure, Answer):
                 self._gate.on_success()
+                self._answered = True
                 return Answer(failure.status, failure.body, attempts)
             meaning = policy.meaning(failure)
             self._gate.on_failure(meaning)
             if not meaning.retry:
-                raise _refused(failure, meaning, request, target, self.settings.credentials)
+                error = _refused(failure, meaning, request, target, self.settings.credentials)
+                if isinstance(error, NotFoundError) and not self._answered:
+                    error = _nowhere(error, target, self.base_url)
+                raise error
             if self._gate.waiting_out(meaning):
                 counted -= 1
                 continue
@@ -378,6 +384,18 @@ def _refused(
         return NotFoundError(detail or f"not found: {url.path}", status=status, url=str(url))
     return ServerError(
         f"IQ Server rejected the request to {what} (HTTP {status}): {detail}", status=status
+    )
+
+
+def _nowhere(error: NotFoundError, target: URL, base: URL) -> NotFoundError:
+    """A 404 before anything at the base URL ever answered is most likely no IQ Server API
+    there at all: a server under a context path (``https://host/iq``) given without it."""
+    return NotFoundError(
+        f"{target.with_query(None)} answered HTTP 404 ({error}), and nothing at {base} has "
+        "answered yet: check the server URL; if IQ Server is served under a context path "
+        "(such as https://host/iq), the URL must include it",
+        status=error.status,
+        url=error.url,
     )
 
 

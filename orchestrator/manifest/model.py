@@ -22,7 +22,12 @@ from orchestrator.manifest.base import ManifestModel
 from orchestrator.manifest.problems import problems_from, shown
 from orchestrator.manifest.promotions import PromotionEntry, Transition
 from orchestrator.manifest.repository_results import RepositoryResultsSection
-from orchestrator.manifest.source import DataPath, collector_paused, read_document
+from orchestrator.manifest.source import (
+    DataPath,
+    UnsetReference,
+    collector_paused,
+    read_document,
+)
 from orchestrator.manifest.values import (
     Concurrency,
     Duration,
@@ -55,6 +60,9 @@ MAX_MANIFEST_BYTES = 16 << 20
 3 MiB; a bigger file is a mistake (or an attack) that would take gigabytes to read."""
 _VERBATIM: tuple[DataPath, ...] = (("server", "password"),)
 """Kept as written: the password stays a ${VAR} reference until the moment it is used."""
+_OPTIONAL: tuple[DataPath, ...] = (("server", "url"), ("server", "username"))
+"""Values an option or the environment may give instead: ``url: ${IQ_SERVER_URL}`` with the
+variable unset is no error while ``--server-url`` (or ``--simulate``) gives the URL."""
 
 
 # --- The model ---------------------------------------------------------------------------
@@ -101,6 +109,13 @@ class ServerSettings(ManifestModel):
 
     timeout_seconds: Seconds = defaults.READ_TIMEOUT
     """Most seconds one request may wait for its answer, once connected."""
+
+    _unset: dict[str, UnsetReference] = PrivateAttr(default_factory=dict)
+
+    def unset_reference(self, key: str) -> UnsetReference | None:
+        """The unset ``${NAME}`` that ``key`` (``url``, ``username``) was written as, if any:
+        what to name when no other source gives the value either."""
+        return self._unset.get(key)
 
     @property
     def password_variable(self) -> str | None:
@@ -288,7 +303,7 @@ def parse_manifest(
 def _validate(
     text: str, source: str, env: Mapping[str, str]
 ) -> tuple[Manifest | None, list[ManifestProblem]]:
-    document = read_document(text, source=source, env=env, verbatim=_VERBATIM)
+    document = read_document(text, source=source, env=env, verbatim=_VERBATIM, optional=_OPTIONAL)
     problems = list(document.problems)
     if not isinstance(document.data, dict):
         what = "empty" if document.data is None else f"{shown(document.data)}, not a mapping"
@@ -302,6 +317,9 @@ def _validate(
     # Lines are known only now, while the YAML nodes are at hand; the plan's look-ups later
     # find problems (a shared organization name) that must point at the entry too.
     manifest._source = source
+    if manifest.server is not None:
+        keys = {f"server.{key}": key for key in ("url", "username")}
+        manifest.server._unset = {keys[u.field]: u for u in document.unset}
     for index, entry in enumerate(manifest.promotions):
         entry._line = document.line_of(("promotions", index))
     return manifest, problems

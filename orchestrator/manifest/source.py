@@ -82,6 +82,8 @@ class SourceDocument:
     problems: tuple[ManifestProblem, ...]
     reported: frozenset[DataPath]
     """Paths whose problems are already among ``problems``; later checks stay quiet there."""
+    unset: tuple[UnsetReference, ...] = ()
+    """References to unset variables where that only means "not set here"."""
 
     def line_of(self, path: DataPath) -> int | None:
         """The line of ``path`` (of its key, or its list item), or of the closest enclosing
@@ -125,6 +127,22 @@ class SourceDocument:
         return any(path[:end] in self.reported for end in range(len(path) + 1))
 
 
+@dataclass(frozen=True, slots=True)
+class UnsetReference:
+    """A value written as one ``${NAME}`` whose variable is not set, at a path where the value
+    may come from elsewhere (an option, the environment): read as unset, and named in the
+    error only if no other source gives the value."""
+
+    source: str
+    line: int | None
+    field: str
+    variable: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.field} is ${{{self.variable}}}, which is not set"
+
+
 def field_name(path: DataPath) -> str:
     """``promotions[0].transitions[1].from`` for ``("promotions", 0, "transitions", 1, "from")``."""
     text = ""
@@ -139,9 +157,12 @@ def read_document(
     source: str,
     env: Mapping[str, str],
     verbatim: Collection[DataPath] = (),
+    optional: Collection[DataPath] = (),
 ) -> SourceDocument:
     """Parse ``text``; values at the ``verbatim`` paths are kept as written, without ``${}``
-    substitution. Raises :class:`ManifestError` when the text is not a readable YAML document."""
+    substitution, and a value at an ``optional`` path written as one ``${NAME}`` of an unset
+    variable reads as empty (see :class:`UnsetReference`). Raises :class:`ManifestError` when
+    the text is not a readable YAML document."""
     lines = Lines(text)
     try:
         if _nesting_bound(text) > SAFE_NESTING:
@@ -150,7 +171,12 @@ def read_document(
         try:
             root = loader.get_single_node()
             walker = _Walker(
-                loader, source=source, env=env, verbatim=frozenset(verbatim), lines=lines
+                loader,
+                source=source,
+                env=env,
+                verbatim=frozenset(verbatim),
+                optional=frozenset(optional),
+                lines=lines,
             )
             data = walker.walk(root, (), 0) if root is not None else None
         finally:
@@ -167,6 +193,7 @@ def read_document(
         lines=lines,
         problems=tuple(walker.problems),
         reported=frozenset(walker.reported),
+        unset=tuple(walker.unset),
     )
 
 
@@ -245,6 +272,7 @@ class _Walker:
         source: str,
         env: Mapping[str, str],
         verbatim: frozenset[DataPath],
+        optional: frozenset[DataPath],
         lines: Lines,
     ) -> None:
         self.loader = loader
@@ -252,6 +280,8 @@ class _Walker:
         self.source = source
         self.env = env
         self.verbatim = verbatim
+        self.optional = optional
+        self.unset: list[UnsetReference] = []
         self.problems: list[ManifestProblem] = []
         self.reported: set[DataPath] = set()
         self._seen: set[int] = set()
@@ -353,6 +383,17 @@ class _Walker:
         return value
 
     def substitute(self, text: str, path: DataPath, node: Node) -> str:
+        whole = _REFERENCE.fullmatch(text.strip())
+        if (
+            path in self.optional
+            and whole is not None
+            and whole.group(1) is not None
+            and whole.group(2) is None
+            and whole.group(1) not in self.env
+        ):
+            line = self.lines.of(node.start_mark)
+            self.unset.append(UnsetReference(self.source, line, field_name(path), whole.group(1)))
+            return ""
         messages: list[str] = []
 
         def replace(match: re.Match[str]) -> str:

@@ -123,8 +123,8 @@ def _public_id(value: str) -> str:
 
 
 def _concurrency(value: object) -> object:
-    if value == "auto":
-        return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)  # from ${VAR}
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000:

@@ -342,6 +342,7 @@ def _baseline(baseline: BaselineComparison) -> str:
             _card(c.fixed, "critical violations fixed", ' id="baseline-fixed"'),
             _card(c.status_changed, "status changes", ' id="baseline-status-changed"'),
             _card(c.regressed, "no longer completed", ' id="baseline-regressed"'),
+            _card(c.no_earlier_count, "critical, no earlier count", ' id="baseline-no-count"'),
             _card(c.new_applications, "new applications", ' id="baseline-new-apps"'),
             _card(c.missing_applications, "missing applications", ' id="baseline-missing-apps"'),
         ]
@@ -367,6 +368,14 @@ def _baseline(baseline: BaselineComparison) -> str:
             [
                 [v.public_id, v.target_stage_id, str(v.critical_before), "0", v.report_html_url]
                 for v in baseline.fixed
+            ],
+        ),
+        _change_table(
+            "Critical violations with no earlier count (not new: unknown before)",
+            ["Application", "Stage", "Critical now", "Report"],
+            [
+                [v.public_id, v.target_stage_id, str(v.critical_after), v.report_html_url]
+                for v in baseline.no_earlier_count
             ],
         ),
         _change_table(

@@ -166,6 +166,7 @@ def _baseline_text(baseline: BaselineComparison) -> str:
         f"  new critical violations: {c.new_critical}",
         f"  critical violations fixed: {c.fixed}",
         f"  status changes: {c.status_changed} ({c.regressed} no longer completed)",
+        f"  critical violations with no earlier count: {c.no_earlier_count}",
         f"  new applications: {c.new_applications}",
         f"  missing applications: {c.missing_applications}",
     ]

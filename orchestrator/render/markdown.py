@@ -83,6 +83,7 @@ def render_markdown(report: RunReport) -> str:
             "lr",
         ),
     ]
+    lines += _gate(report)
     totals = violation_totals(report.results)
     if totals is not None:
         lines += [
@@ -100,7 +101,6 @@ def render_markdown(report: RunReport) -> str:
                 "rrrrr",
             ),
         ]
-    lines += _gate(report)
     lines += _not_completed(report, with_violations=totals is not None)
     if report.baseline is not None:
         lines += _baseline(report.baseline)
@@ -175,6 +175,7 @@ def _baseline(baseline: BaselineComparison) -> list[str]:
                 ["Critical violations fixed", str(c.fixed)],
                 ["Status changed", str(c.status_changed)],
                 ["No longer completed", str(c.regressed)],
+                ["Critical, with no earlier count", str(c.no_earlier_count)],
                 ["New applications", str(c.new_applications)],
                 ["Missing applications", str(c.missing_applications)],
             ],
@@ -183,6 +184,10 @@ def _baseline(baseline: BaselineComparison) -> list[str]:
     ]
     lines += _violation_changes("New critical violations", baseline.new_critical)
     lines += _violation_changes("Critical violations fixed", baseline.fixed)
+    lines += _violation_changes(
+        "Critical violations with no earlier count (not new: unknown before)",
+        baseline.no_earlier_count,
+    )
     lines += _status_changes(baseline.status_changes)
     lines += _applications("New applications", baseline.new_applications)
     lines += _applications("Missing applications", baseline.missing_applications)

@@ -36,6 +36,8 @@ def headline(report: RunReport) -> Headline:
         parts.append(f"{gate.unchecked} could not be checked against --fail-on {gate.fail_on}")
     if report.stopped is not None:
         parts.append(f"stopped: {report.stopped}")
+    if report.error is not None:
+        parts.append(f"ended by an error: {report.error}")
     if report.dry_run:
         parts.append("dry run")
     return Headline(report.passed, "; ".join(parts))

@@ -51,12 +51,16 @@ def client_settings(
     env = os.environ if env is None else env
     url = server_url or env.get("IQ_SERVER_URL") or (server.url if server else None)
     if not url:
-        raise UsageError("no server URL: give --server-url, set IQ_SERVER_URL, or set server.url")
+        raise UsageError(
+            f"no server URL{_unset(server, 'url')}: give --server-url, set IQ_SERVER_URL, "
+            "or set server.url"
+        )
     user = username or env.get("IQ_USERNAME") or (server.username if server else None)
     password = env.get("IQ_PASSWORD") or (server.resolve_password(env) if server else None)
     if not user or not password:
+        said = _unset(server, "username") if not user else ""
         raise UsageError(
-            "no credentials: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
+            f"no credentials{said}: set IQ_USERNAME and IQ_PASSWORD (a user token pair works too)"
         )
     _check_credentials(user, password)
     SCRUBBER.add(password, username=user)
@@ -76,6 +80,11 @@ def client_settings(
         )
     except ValueError as exc:
         raise UsageError(f"server URL: {exc}") from exc
+
+
+def _unset(server: ServerSettings | None, key: str) -> str:
+    reference = server.unset_reference(key) if server is not None else None
+    return f" (the manifest's {reference})" if reference is not None else ""
 
 
 def _check_credentials(user: str, password: str) -> None:

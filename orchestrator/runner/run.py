@@ -320,6 +320,8 @@ def _summary_fields(report: RunReport) -> dict[str, Any]:
         fields["policyGate"] = report.policy_gate.model_dump(mode="json", by_alias=True)
     if report.baseline is not None:
         fields["baseline"] = report.baseline.counts.model_dump(mode="json", by_alias=True)
+    if report.error is not None:
+        fields["error"] = report.error
     if report.firewall_error is not None:
         fields["firewallError"] = report.firewall_error
     if report.webhook is not None:
