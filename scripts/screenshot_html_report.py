@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from reports import sample_report  # noqa: E402  # the sample lives with the tests
+from sample_reports import sample_report  # noqa: E402  # the sample lives with the tests
 
 from orchestrator.render import render_html  # noqa: E402
 

@@ -14,7 +14,13 @@ import pytest
 
 from orchestrator.errors import UsageError
 from orchestrator.promote.events import StepKey
-from orchestrator.promote.journal import HISTORY_KEPT, JOURNAL_NAME, RUNS_KEPT, Journal
+from orchestrator.promote.journal import (
+    HISTORY_KEPT,
+    JOURNAL_NAME,
+    RUNS_KEPT,
+    Journal,
+    ResumePoint,
+)
 from orchestrator.report.results import Outcome, PromotionResult
 
 MANIFEST = "nightly.yaml"
@@ -58,6 +64,12 @@ def rows(state_dir: Path, sql: str) -> list[tuple[object, ...]]:
         return list(db.execute(sql))
 
 
+def resume_point(journal: Journal, manifest: str) -> ResumePoint | None:
+    """Where the last run of ``manifest`` stopped, if it did."""
+    unfinished = journal.unfinished(manifest)
+    return journal.resume(unfinished) if unfinished is not None else None
+
+
 def test_a_run_round_trips_and_a_finished_run_is_not_resumed(tmp_path: Path) -> None:
     done, failed = (0, 0, "app-a"), (0, 0, "app-b")
     with Journal(tmp_path) as journal:
@@ -74,8 +86,8 @@ def test_a_run_round_trips_and_a_finished_run_is_not_resumed(tmp_path: Path) -> 
         ("app-b", "FAILED", 2),
     ]
     with Journal(tmp_path) as journal:
-        assert journal.resume_point(MANIFEST, DIGEST) is None
-        assert journal.resume_point("other.yaml", DIGEST) is None
+        assert resume_point(journal, MANIFEST) is None
+        assert resume_point(journal, "other.yaml") is None
 
 
 def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -> None:
@@ -101,7 +113,7 @@ def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -
         # No end(): the process died here.
 
     with Journal(tmp_path) as journal:
-        point = journal.resume_point(MANIFEST, DIGEST)
+        point = resume_point(journal, MANIFEST)
         assert point is not None
         assert journal.run_id == point.run_id == run_id
         assert point.started_at == STARTED
@@ -125,12 +137,20 @@ def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -
     assert prior[cancelled].polls == 5
 
 
-def test_resuming_after_the_manifest_changed_is_refused(tmp_path: Path) -> None:
+def test_an_unfinished_run_says_what_it_meant_and_an_abandoned_one_is_gone(
+    tmp_path: Path,
+) -> None:
+    """Whether a run may be resumed is the runner's call, from the digest of what the manifest
+    meant; a run it gives up is not offered again."""
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
         journal.intent((0, 0, "app"))
-    with Journal(tmp_path) as journal, pytest.raises(UsageError, match="manifest changed"):
-        journal.resume_point(MANIFEST, "what-an-edited-manifest-means")
+    with Journal(tmp_path) as journal:
+        unfinished = journal.unfinished(MANIFEST)
+        assert unfinished is not None
+        assert (unfinished.digest, unfinished.undecided) == (DIGEST, 1)
+        journal.abandon(unfinished)
+        assert journal.unfinished(MANIFEST) is None
 
 
 def test_a_later_finished_run_hides_an_older_unfinished_one(tmp_path: Path) -> None:
@@ -139,7 +159,7 @@ def test_a_later_finished_run_hides_an_older_unfinished_one(tmp_path: Path) -> N
         journal.intent((0, 0, "app"))
         journal.begin(MANIFEST, DIGEST, STARTED)  # started afresh without --resume
         journal.end([result((0, 0, "app"), Outcome.COMPLETED)])
-        assert journal.resume_point(MANIFEST, DIGEST) is None
+        assert resume_point(journal, MANIFEST) is None
 
 
 def test_a_cancelled_step_keeps_the_run_resumable(tmp_path: Path) -> None:
@@ -147,7 +167,7 @@ def test_a_cancelled_step_keeps_the_run_resumable(tmp_path: Path) -> None:
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
         journal.end([result(key, Outcome.COMPLETED), result(key, Outcome.CANCELLED)])
-        assert journal.resume_point(MANIFEST, DIGEST) is not None
+        assert resume_point(journal, MANIFEST) is not None
 
 
 def test_submitted_at_is_kept_across_resubmissions(tmp_path: Path) -> None:
@@ -171,7 +191,7 @@ def test_a_result_without_a_status_url_keeps_the_recorded_one(tmp_path: Path) ->
         journal.begin(MANIFEST, DIGEST, STARTED)
         journal.submitted(key, url(1), attempts=1)
         journal.finished(key, result(key, Outcome.CANCELLED, status_url=None))
-        point = journal.resume_point(MANIFEST, DIGEST)
+        point = resume_point(journal, MANIFEST)
     assert point is not None
     assert point.prior[key].status_url == url(1)
 
@@ -242,7 +262,7 @@ def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> No
     assert (tmp_path / f"{JOURNAL_NAME}-wal").exists()  # never checkpointed into the main file
 
     with Journal(tmp_path) as journal:
-        point = journal.resume_point(MANIFEST, DIGEST)
+        point = resume_point(journal, MANIFEST)
     assert point is not None
     accepted = {k: p for k, p in point.prior.items() if p.status_url is not None}
     assert sorted(accepted) == sorted((0, 0, f"app-{n}") for n in range(1, 50, 2))
@@ -291,7 +311,7 @@ def test_a_journal_of_an_earlier_version_gains_the_intent_time(tmp_path: Path) -
         )
     db.close()
     with Journal(tmp_path) as journal:
-        point = journal.resume_point(MANIFEST, DIGEST)
+        point = resume_point(journal, MANIFEST)
         assert point is not None
         assert point.prior[(0, 0, "app")].status_url == url(1)
         journal.intent((0, 1, "app"))

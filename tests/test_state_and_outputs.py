@@ -381,8 +381,9 @@ def test_an_unreadable_journal_row_is_skipped_with_a_warning(tmp_path: Path) -> 
         journal.finished(key, result("app", Outcome.COMPLETED))
         journal.db.execute("UPDATE steps SET result = '{not json'")
     with Journal(tmp_path) as journal, capture_logs() as logs:
-        point = journal.resume_point("m.yaml", "meaning")
-    assert point is not None
+        unfinished = journal.unfinished("m.yaml")
+        assert unfinished is not None
+        point = journal.resume(unfinished)
     assert key not in point.prior or point.prior[key].result is None
     assert [e["event"] for e in logs] == ["journal.row_unreadable"]
 

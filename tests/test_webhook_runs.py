@@ -24,6 +24,9 @@ from orchestrator.iq.models import Stage
 from orchestrator.manifest.webhook import ListenAddress
 from orchestrator.promote.hints import WebhookBackstop, WebhookSettings
 from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.render.html import render_html
+from orchestrator.render.markdown import render_markdown
+from orchestrator.render.metrics import render_metrics
 from orchestrator.report.results import Detection, Outcome
 from orchestrator.report.run_report import RunReport
 from orchestrator.runner.run import run
@@ -106,6 +109,13 @@ async def test_a_delivery_frees_the_slot_after_one_status_request(
     assert report.webhook is not None
     assert (report.webhook.accepted, report.webhook.matched, report.webhook.ignored) == (4, 4, 0)
     assert report.webhook.listen == f"127.0.0.1:{port}"
+    # Every rendering says so too.
+    said = f"Webhook at 127.0.0.1:{port}: 4 received, 4 accepted, 0 rejected, 4 matched"
+    assert said in render_markdown(report)
+    assert said in render_html(report)
+    metrics = render_metrics(report)
+    assert 'iq_promote_promotions_detected{manifest="test",by="webhook"} 4' in metrics
+    assert 'iq_promote_webhook_deliveries{manifest="test",outcome="matched"} 4' in metrics
 
 
 async def test_lost_deliveries_cost_polls_never_correctness(

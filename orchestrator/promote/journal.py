@@ -178,19 +178,6 @@ class Journal:
             (_now(), unfinished.run_id),
         )
 
-    def resume_point(self, manifest: str, digest: str) -> ResumePoint | None:
-        """The last run of ``manifest``, if it did not complete and meant what ``digest`` says;
-        a run whose manifest meant something else is refused."""
-        unfinished = self.unfinished(manifest)
-        if unfinished is None:
-            return None
-        if unfinished.digest != digest:
-            raise UsageError(
-                "the manifest changed since the interrupted run; resuming it could promote "
-                "the wrong things: run without --resume to start afresh"
-            )
-        return self.resume(unfinished)
-
     def _read(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
         try:
             return self.db.execute(sql, params)
@@ -259,7 +246,7 @@ class Journal:
 
     def _run(self) -> int:
         if self.run_id is None:
-            raise RuntimeError("Journal.begin or resume_point first")
+            raise RuntimeError("Journal.begin or Journal.resume first")
         return self.run_id
 
     # --- the scheduler's Listener ----------------------------------------------------------

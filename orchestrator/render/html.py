@@ -25,6 +25,7 @@ from orchestrator.render.views import (
     seconds,
     violation_totals,
     web_url,
+    webhook_line,
 )
 from orchestrator.report.baseline import BaselineComparison
 from orchestrator.report.results import Outcome, PromotionResult
@@ -191,9 +192,11 @@ def _counts(report: RunReport) -> str:
         _card(n, str(o), f' data-status="{o}" title="Show only {o}"', f"s-{o}")
         for o, n in report.summary.by_status.items()
     ]
+    hook = webhook_line(report)
+    said = f'<p class="meta" id="webhook">{escape(hook)}</p>' if hook is not None else ""
     return (
         '<section id="counts"><h2>Promotions by status</h2>'
-        f'<div class="cards">{"".join(cards)}</div></section>'
+        f'<div class="cards">{"".join(cards)}</div>{said}</section>'
     )
 
 

@@ -18,6 +18,7 @@ from orchestrator.render.views import (
     seconds,
     violation_totals,
     web_url,
+    webhook_line,
 )
 from orchestrator.report.baseline import (
     ApplicationRef,
@@ -83,6 +84,9 @@ def render_markdown(report: RunReport) -> str:
             "lr",
         ),
     ]
+    hook = webhook_line(report)
+    if hook is not None:
+        lines += ["", cell(hook)]
     lines += _gate(report)
     totals = violation_totals(report.results)
     if totals is not None:

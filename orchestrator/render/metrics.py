@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import PurePath
 
 from orchestrator.render.views import BANDS, violation_totals
@@ -131,6 +132,28 @@ def render_metrics(report: RunReport, *, previous_last_success: float | None = N
         out.header(name, "gauge", "Open policy violations in the last run's reports, by band.")
         for band in BANDS:
             out.sample(name, getattr(totals.counts, band), band=band)
+
+    detected = Counter(str(r.detected_by) for r in report.results if r.detected_by is not None)
+    if detected:
+        name = f"{PREFIX}_promotions_detected"
+        out.header(name, "gauge", "Final statuses of the last run, by how they were learned.")
+        for by, count in sorted(detected.items()):
+            out.sample(name, count, by=by)
+
+    if report.webhook is not None:
+        hook = report.webhook
+        name = f"{PREFIX}_webhook_deliveries"
+        out.header(name, "gauge", "What the last run's webhook listener received, by outcome.")
+        counts = {
+            "received": hook.received,
+            "accepted": hook.accepted,
+            "matched": hook.matched,
+            "ignored": hook.ignored,
+            "duplicate": hook.duplicates,
+            **{f"rejected_{reason}": n for reason, n in sorted(hook.rejected.items())},
+        }
+        for what, count in counts.items():
+            out.sample(name, count, outcome=what)
 
     if report.baseline is not None:
         name = f"{PREFIX}_baseline_changes"

@@ -3,6 +3,7 @@ changed since the baseline), totals, and which links may be shown."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -170,3 +171,19 @@ def seconds(value: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def webhook_line(report: RunReport) -> str | None:
+    """What the run's webhook listener received, and how the promotions' ends were learned,
+    in one sentence; None when the run did not listen."""
+    hook = report.webhook
+    if hook is None:
+        return None
+    rejected = sum(hook.rejected.values())
+    detected = Counter(str(r.detected_by) for r in report.results if r.detected_by is not None)
+    how = ", ".join(f"{n} by {by}" for by, n in sorted(detected.items())) or "none yet"
+    return (
+        f"Webhook at {hook.listen}: {hook.received} received, {hook.accepted} accepted, "
+        f"{rejected} rejected, {hook.matched} matched a promotion, {hook.ignored} concerned "
+        f"none, {hook.duplicates} repeated. Final statuses learned: {how}."
+    )
