@@ -51,11 +51,8 @@ async def _forward(request: web.Request, url: str) -> Upstream:
 
 
 @asynccontextmanager
-async def _serve(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port for the block; its base URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -65,6 +62,16 @@ async def _serve(
         yield f"http://{host}:{port}/"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def _serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    async with serving(app) as url:
+        yield url
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
+from frontends import serving
 
 from orchestrator import RunRequest, run
 from orchestrator.cli.main import main
@@ -135,15 +136,8 @@ async def firewall_refusing_one_manager() -> AsyncIterator[str]:
     app.router.add_get("/api/v2/firewall/repositoryContainer", container)
     app.router.add_get("/api/v2/firewall/repositoryManagers", managers)
     app.router.add_get("/api/v2/firewall/repositories/configuration/{id}", repositories)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, Upstream
+from frontends import Front, Upstream, serving
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
@@ -375,15 +375,8 @@ async def endless(*, same_rows: bool) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/api/experimental/repositories/{kind}/{owner}/results/details", results)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.mark.anyio
