@@ -13,7 +13,7 @@ import sys
 from typing import Literal, TextIO, cast
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 from orchestrator.secrets import SCRUBBER
 
@@ -34,13 +34,30 @@ class _CurrentStderr(io.TextIOBase):
         return sys.stderr.isatty()
 
 
+class _Omit:
+    """Drop the named events before anything renders them."""
+
+    def __init__(self, events: frozenset[str]) -> None:
+        self._events = events
+
+    def __call__(self, _: object, __: str, event: EventDict) -> EventDict:
+        if event.get("event") in self._events:
+            raise structlog.DropEvent
+        return event
+
+
 def configure_logging(
-    *, level: str | None = None, fmt: LogFormat = "auto", stream: TextIO | None = None
+    *,
+    level: str | None = None,
+    fmt: LogFormat = "auto",
+    stream: TextIO | None = None,
+    shown_otherwise: frozenset[str] = frozenset(),
 ) -> None:
     """Route structlog to ``stream`` (stderr by default) as JSON lines or console text.
 
     Without a ``level``, a person on a terminal sees warnings and errors (the display says
-    the rest), and a log file gets every event from info up."""
+    the rest), and a log file gets every event from info up. Events named in
+    ``shown_otherwise`` are left out: a display shows them better (the closing summary)."""
     stream = stream or cast(TextIO, _CurrentStderr())
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -53,6 +70,7 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     structlog.configure(
         processors=[
+            _Omit(shown_otherwise),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

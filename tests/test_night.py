@@ -5,8 +5,13 @@ went wrong, and a terminal gets a summary instead of a log."""
 from __future__ import annotations
 
 import io
+import os
+import pty
 import re
 import socket
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,3 +364,54 @@ def test_no_earlier_count_is_shown_apart_in_every_rendering() -> None:
     html = render_html(report)
     assert 'id="baseline-no-count"' in html
     assert "critical violations with no earlier count: 1" in render_junit(report)
+
+
+def on_a_terminal(*args: str | Path, cwd: Path, timeout: float = 120) -> tuple[int, str]:
+    """Run ``iq-promote ARGS`` in a child process whose stdout and stderr are a terminal (a
+    pseudo-terminal), as a person at a shell sees it; its exit code and everything printed."""
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IQ_")}
+    env |= {"COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
+    child = subprocess.Popen(  # noqa: S603 - our own command, with fixed arguments
+        [sys.executable, "-m", "orchestrator", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    code = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", text)
+
+
+def test_a_terminal_gets_a_summary_not_a_log(tmp_path: Path) -> None:
+    apps = [f"app-{i:03d}" for i in range(30)]
+    manifest = write_manifest(tmp_path / "nightly.yaml", (apps, REEVALUATE))
+    code, text = on_a_terminal(
+        "run", manifest, "--simulate", "--fail-on", "critical", "--report", "night.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert code == 1, text
+    assert "promotion.completed" not in text  # info events stay out of a person's way
+    assert "run.summary" not in text  # no dump of the summary: the tables say it
+    assert '{"' not in text  # no JSON lines
+    assert "30 promotions in" in text
+    assert "crossed --fail-on critical" in text
+    assert "Failed the gate: --fail-on critical (first 20; 10 more in the report)" in text
+    assert "Open policy violations" in text
+    assert "Report: night.json" in text
+    summary = text[text.index("✘ ") :]
+    assert len(summary.splitlines()) < 60

@@ -114,7 +114,9 @@ def _gate(report: RunReport, listed: int) -> Table | None:
     gate = report.policy_gate
     if gate is None or not gate.failed:
         return None
-    table = Table(title=f"Failed the gate: --fail-on {gate.fail_on}", title_justify="left")
+    failing = len(gate.crossed) + gate.unchecked
+    more = f" (first {listed}; {failing - listed} more in the report)" if failing > listed else ""
+    table = Table(title=f"Failed the gate: --fail-on {gate.fail_on}{more}", title_justify="left")
     for column in ("application", "stage", "gate", *BANDS):
         table.add_column(column, justify="right" if column in BANDS else "left")
     shown = 0

@@ -150,7 +150,6 @@ def run_command(
     **options: Any,
 ) -> None:
     """Promote or re-evaluate every application the MANIFEST names, and write a report."""
-    configure_logging(level="warning" if quiet else log_level, fmt=log_format)
     console = Console(stderr=True)
     display = Display(
         tracker=ProgressTracker(),
@@ -158,6 +157,12 @@ def run_command(
         live=console.is_terminal and not quiet and log_format != "json",
         events=not quiet,
         interval=progress_interval,
+    )
+    configure_logging(
+        level="warning" if quiet else log_level,
+        fmt=log_format,
+        # On a terminal the closing summary says what run.summary says, as tables.
+        shown_otherwise=frozenset({"run.summary"}) if display.live else frozenset(),
     )
 
     def body() -> int:
