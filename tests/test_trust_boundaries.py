@@ -21,6 +21,8 @@ from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
 from frontends import Front, Upstream, serving
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
@@ -37,7 +39,7 @@ from orchestrator.promote.journal import Journal
 from orchestrator.render import RenderOutputs
 from orchestrator.report.results import Outcome
 from orchestrator.runner.run import run
-from orchestrator.secrets import SCRUBBER, SecretScrubber
+from orchestrator.secrets import SCRUBBER, SecretScrubber, forms
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
@@ -255,6 +257,60 @@ def test_the_scrubber_replaces_whole_secrets_and_keeps_ordinary_words() -> None:
     assert quoted.scrub('{"p": "pa\\"ss wo&rd<1>"}') == '{"p": "***"}'  # as JSON writes it
     assert quoted.scrub("pa&quot;ss wo&amp;rd&lt;1&gt;") == "***"  # as HTML writes it
     assert quoted.scrub("pa%22ss%20wo%26rd%3C1%3E") == "***"  # as a URL carries it
+
+
+SECRETS = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs"), exclude_characters="*"),
+    min_size=8,
+    max_size=24,
+)
+"""Passwords as people choose them: any printable text but ``*`` (what replaces them)."""
+WORDY_SECRETS = st.from_regex(r"[A-Za-z0-9]{8,24}", fullmatch=True)
+BEFORE = st.sampled_from(["", " ", "password ", "pw=", "'", '"', "(", "[", "-", ".", "…", ": "])
+"""What may come before a secret in a sentence, never a word (nor a word and a ``.``)."""
+AFTER = st.sampled_from(
+    ["", ".", ". Next", ".\n", "...", ",", ";", ":", "!", "?", ")", "'", '"', " ", "-", " - x"]
+)
+"""Sentence punctuation and the end of the text: a ``.`` or ``-`` no word follows."""
+
+
+@given(secret=SECRETS, before=BEFORE, after=AFTER)
+@settings(max_examples=300)
+def test_a_secret_that_ends_a_sentence_is_scrubbed(secret: str, before: str, after: str) -> None:
+    scrubber = SecretScrubber()
+    scrubber.add(secret, username="admin")
+    encoded = base64.b64encode(f"admin:{secret}".encode()).decode()
+    for form in (*forms(secret), encoded):
+        scrubbed = scrubber.scrub(f"bad {before}{form}{after}")
+        assert form not in scrubbed, (form, scrubbed)
+        assert scrubbed == f"bad {before}***{after}"
+
+
+@given(
+    secret=WORDY_SECRETS,
+    glue=st.sampled_from(["-", ".", "_", ""]),
+    word=st.sampled_from(["api", "v2", "x", "9"]),
+)
+def test_a_secret_inside_a_longer_word_is_left_whole(secret: str, glue: str, word: str) -> None:
+    scrubber = SecretScrubber()
+    scrubber.add(secret, username="admin")
+    for text in (
+        f"{secret}{glue}{word}",
+        f"{word}{glue}{secret}",
+        f"{word}{glue}{secret}{glue}{word}",
+    ):
+        assert scrubber.scrub(f"app {text}.") == f"app {text}."
+
+
+def test_a_basic_header_is_scrubbed_whatever_punctuation_follows() -> None:
+    scrubber = SecretScrubber()
+    scrubber.add("s3cretpass", username="admin")
+    pair = base64.b64encode(b"admin:s3cretpass").decode()
+    assert pair.endswith("==")
+    for after in ("", ".", ",", "-", "_", ")", "'", "&x=1"):
+        assert scrubber.scrub(f"Basic {pair}{after}") == f"Basic ***{after}"
+    assert scrubber.scrub(f"Basic x{pair}") == f"Basic x{pair}", "inside a longer base64 token"
+    assert scrubber.scrub("bad password s3cretpass.") == "bad password ***."
 
 
 @pytest.mark.anyio
