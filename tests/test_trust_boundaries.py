@@ -6,13 +6,17 @@ ids that would retarget a request."""
 from __future__ import annotations
 
 import base64
+import html
+import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -23,7 +27,6 @@ from click.testing import CliRunner
 from frontends import Front, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
 from orchestrator.cli.main import main
@@ -34,6 +37,7 @@ from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import OwnerType, RepositoryResultsQuery
 from orchestrator.iq.retry import Failure, RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.logs import configure_logging
 from orchestrator.manifest.model import manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
 from orchestrator.render import RenderOutputs
@@ -313,18 +317,46 @@ def test_a_basic_header_is_scrubbed_whatever_punctuation_follows() -> None:
     assert scrubber.scrub("bad password s3cretpass.") == "bad password ***."
 
 
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+ODD_PASSWORD = 'Zorblax"7 <&>%/'
+"""A password every escape changes (JSON, URL, HTML), around a core none does."""
+
+
+def every_form(password: str) -> dict[str, str]:
+    """Each form ``password`` may take in what is written, and what is left of it whatever
+    else escapes it (an XML writer's own escaping, say)."""
+    pair = base64.b64encode(f"admin:{password}".encode()).decode()
+    return {
+        "raw": password,
+        "JSON": json.dumps(password)[1:-1],
+        "URL": quote(password, safe=""),
+        "HTML": html.escape(password),
+        "Basic pair": pair,
+        "Basic pair in a URL": quote(pair, safe=""),
+        "core": re.split(r"[^A-Za-z0-9]", password)[0],
+    }
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("password", ["payments", ODD_PASSWORD], ids=["a-word", "odd"])
 async def test_an_echoing_server_leaves_no_secret_in_anything_written(
-    simulator_factory: SimulatorFactory, tmp_path: Path
+    simulator_factory: SimulatorFactory, tmp_path: Path, password: str
 ) -> None:
-    password = "payments"  # also a word in an application's public id
+    """The server echoes, first thing in its error, the password in every form and the
+    request's headers (its Basic pair): none of it reaches the log lines as rendered, the
+    report, the journal or any rendering; ``payments-api`` stays whole."""
+    forms_of = every_form(password)
     async with simulator_factory(
         password=password, extra_applications=(("payments-api", None),)
     ) as sim:
 
         async def echo(request: web.Request) -> web.StreamResponse | None:
             if request.path.endswith("/promoteScan"):
-                said = f"bad request {dict(request.headers)} password={password}"
+                echoed = " ".join(f"{k}={v}" for k, v in forms_of.items() if k != "core")
+                said = f"{echoed} bad request {dict(request.headers)}"
                 return web.Response(status=400, text=said)
             return None
 
@@ -348,27 +380,26 @@ async def test_an_echoing_server_leaves_no_secret_in_anything_written(
             assert config.client is not None
             config = replace(config, client=replace(config.client, base_url=front.url))
             SCRUBBER.add(password, username="admin")
-            with capture_logs() as logs, anyio.fail_after(LIMIT):
+            stderr = io.StringIO()
+            configure_logging(level="info", fmt="json", stream=stderr)
+            with anyio.fail_after(LIMIT):
                 report = await run(config)
+    logged = stderr.getvalue()
+    written = files_under(tmp_path)
+    assert set(written) >= {"r.json", "r.xml", "r.md", "r.prom", "r.html", "journal.sqlite3"}
+    written |= {"stderr": logged.encode(), "the returned report": report.to_json().encode()}
+    for name, data in written.items():
+        rest = data.replace(b"payments-api", b"")
+        for form, value in forms_of.items():
+            assert value.encode() not in rest, f"{form} form of the password in {name}"
     [result] = report.results
     assert result.status is Outcome.ERROR
-    assert "bad request" in (result.reason or "")
-    assert_no_secret_written(tmp_path, password)
-    logged = json.dumps(logs, default=str)
-    assert "password=payments" not in logged
-    assert "payments-api" in logged, "the word is kept whole"
-    assert "***-api" not in logged
-
-
-def assert_no_secret_written(folder: Path, password: str) -> None:
-    """No file under ``folder`` holds the password as a value, or the Basic pair."""
-    pair = base64.b64encode(f"admin:{password}".encode()).decode().encode()
-    written = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert set(written) >= {"r.json", "r.xml", "r.md", "r.prom", "r.html", "journal.sqlite3"}
-    for name, data in written.items():
-        assert pair not in data, name
-        assert f"password={password}".encode() not in data, name
+    assert (result.reason or "").startswith("IQ Server rejected"), result.reason
+    assert "raw=*** JSON=***" in (result.reason or ""), "the echo reached the report"
+    assert "raw=*** JSON=***" in logged, "the echo reached the log lines"
     assert b"payments-api" in written["r.json"], "the word is kept whole"
+    assert b"***-api" not in written["r.json"]
+    assert "***-api" not in logged
 
 
 # --- 12. answers too large ---------------------------------------------------------------------
