@@ -402,6 +402,36 @@ async def test_an_echoing_server_leaves_no_secret_in_anything_written(
     assert "***-api" not in logged
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("kept", [12, 20, 27])
+@pytest.mark.parametrize("echoed", ["pair", "password"])
+async def test_a_secret_echoed_across_the_cut_of_an_error_leaves_no_part_of_it(
+    echoed: str, kept: int
+) -> None:
+    """An error answer is cut for its message; a password, or a Basic pair (whose start
+    decodes to the start of the password), that the cut splits leaves no part of itself."""
+    password = "Quixotic-9-lantern"
+    pair = base64.b64encode(f"admin:{password}".encode()).decode()
+    SCRUBBER.add(password, username="admin")
+    # What the cut keeps of it, but for the base64 of "admin:", which tells nothing.
+    secret, part = (pair, pair[8:kept]) if echoed == "pair" else (password, password[:kept])
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        filler = "x" + " " * (300 - kept - 1)
+        return web.Response(status=400, text=f"{filler}{secret} rejected")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    async with serving(app) as url:
+        settings = ClientSettings(url, Credentials("admin", password))
+        async with IqClient(settings) as client:
+            with pytest.raises(ServerError) as caught:
+                await client.organizations()
+    said = str(caught.value)
+    assert "HTTP 400" in said
+    assert part not in said
+
+
 # --- 12. answers too large ---------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from orchestrator.errors import (
 )
 from orchestrator.iq.breaker import RequestGate
 from orchestrator.iq.retry import Failure, Meaning, Refusal, RetryPolicy, parse_retry_after
+from orchestrator.secrets import SCRUBBER
 
 log = structlog.get_logger("orchestrator.iq")
 
@@ -46,6 +47,10 @@ CLOSE_TIMEOUT = 5.0
 """Seconds closing the session may take, even in a cancelled run."""
 
 MAX_REDIRECTS = 5
+
+SCRUB_MARGIN = 4096
+"""Characters past the cut of an error message that are scrubbed with it: a secret that
+starts before the cut ends within them."""
 
 CSRF_HEADER = "X-CSRF-TOKEN"
 CSRF_COOKIE = "CLM-CSRF-TOKEN"
@@ -415,7 +420,11 @@ def _give_up(failure: Failure, request: Request, attempts: int, base: URL) -> Se
 
 
 def _text(body: bytes, limit: int = 300) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
+    """The start of an error answer, for a message. It is scrubbed before it is cut: a secret
+    the answer echoes across the cut would leave a prefix the scrubber no longer knows (the
+    start of a Basic pair's base64 is the start of the password)."""
+    text = body[: 4 * (limit + SCRUB_MARGIN)].decode("utf-8", errors="replace").strip()
+    text = str(SCRUBBER.scrub(text[: limit + SCRUB_MARGIN]))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
