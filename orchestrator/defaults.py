@@ -47,5 +47,10 @@ WEBHOOK_CLOCK_TOLERANCE = 2.0
 """Seconds by which an evaluation may seem to end before its submission and still be a hint:
 IQ's clock and ours differ a little, and a wrong hint costs only one status request."""
 
+HISTORY_CLOCK_TOLERANCE = 2.0
+"""Seconds by which a report in the history may seem to be evaluated before its promotion's
+POST was sent and still be taken as its report: the server's clock and ours differ a little,
+and a report that close to the POST was evaluated against the same policies anyway."""
+
 WEBHOOK_MAX_BODY = 1024 * 1024
 """Bytes a webhook delivery may have; a larger one is answered 413 unread."""

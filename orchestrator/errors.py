@@ -38,6 +38,9 @@ class ExitCode(IntEnum):
     """The server is unreachable or refused the credentials."""
     INTERNAL = 70
     """An error iq-promote did not expect: a bug, to be reported."""
+    UNWRITTEN = 74
+    """The run passed, but a file it should write could not be written (sysexits' EX_IOERR);
+    a run that did not pass keeps its own code, and says what is missing too."""
     LOCKED = 75
     """Another run holds the state directory."""
     SIGNAL_BASE = 128
@@ -85,6 +88,13 @@ class UsageError(IqPromoteError):
 class UnknownIdError(UsageError):
     """An id given on the command line or in the manifest (a repository, a repository
     manager, an owner) that the server does not know: the input is wrong, not the server."""
+
+
+class UnwrittenError(IqPromoteError):
+    """The run is over, but one of its files could not be written (a full disk, a folder gone):
+    the message names each and where the report was saved instead."""
+
+    exit_code: int = ExitCode.UNWRITTEN
 
 
 class ServerError(IqPromoteError):

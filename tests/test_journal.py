@@ -170,6 +170,32 @@ def test_a_cancelled_step_keeps_the_run_resumable(tmp_path: Path) -> None:
         assert resume_point(journal, MANIFEST) is not None
 
 
+@pytest.mark.parametrize(
+    ("outcome", "reason"),
+    [
+        (Outcome.CANCELLED, "the run was stopped (SIGTERM) while the POST was in the air"),
+        (Outcome.ERROR, "server unavailable for more than 300 s"),
+    ],
+)
+def test_a_post_cut_off_in_the_air_is_looked_for_before_it_is_sent_again(
+    tmp_path: Path, outcome: Outcome, reason: str
+) -> None:
+    """A resumable result with an intent and no status URL: the POST may have reached the
+    server, so a resume checks the report history before sending it again."""
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent(key)
+        cut_off = result(key, outcome).model_copy(update={"reason": reason, "resumable": True})
+        journal.finished(key, cut_off)
+        journal.end([cut_off])
+    with Journal(tmp_path) as journal:
+        point = resume_point(journal, MANIFEST)
+    assert point is not None
+    assert point.prior[key].sent_unanswered_at is not None
+    assert point.prior[key].result is None
+
+
 def test_submitted_at_is_kept_across_resubmissions(tmp_path: Path) -> None:
     key = (0, 0, "app")
     with Journal(tmp_path) as journal:

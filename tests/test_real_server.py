@@ -10,19 +10,23 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import pytest
 from aiohttp import web
-from frontends import ForwardProxy, Front, Upstream
+from frontends import ForwardProxy, Front, Upstream, serving
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
-from orchestrator.errors import ExitCode, ForbiddenError
+from orchestrator.errors import AuthError, ExitCode, ForbiddenError
 from orchestrator.iq import client as iq_client
+from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PurgeScanFiles, Stage
+from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.promote.polling import BackoffSchedule
+from orchestrator.promote.recovery import evaluated_since
 from orchestrator.report.results import Outcome
 from orchestrator.report.violations import count_violations
 from orchestrator.runner.config import RunConfig
@@ -180,6 +184,30 @@ async def test_without_administrator_rights_a_scan_id_run_goes_on(
     assert [r.status for r in report.results] == [Outcome.COMPLETED]
     [warning] = events(logs, "config.scan_retention_unknown")
     assert "403" in warning["error"]
+
+
+async def test_credentials_refused_at_the_retention_check_end_the_run_not_advise(
+    simulator: Simulator,
+) -> None:
+    """The setting is advice; a server that refuses the credentials is not: the run stops
+    there (exit 3) before any promotion, rather than warning and going on to fail each."""
+
+    async def refused(request: web.Request) -> web.StreamResponse | None:
+        if request.path.endswith("/api/v2/config"):
+            return web.Response(status=401, text="Unauthorized")
+        return None
+
+    app = simulator.portfolio.applications[0]
+    latest = simulator.portfolio.latest(app.id, Stage.BUILD)
+    assert latest is not None
+    text = manifest(scan_entry(app.public_id, latest.scan_id))
+    async with Front(simulator.base_url, before=refused).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT), pytest.raises(AuthError):
+            await run(config)
+    assert not simulator.stats.promotions_accepted
 
 
 async def test_ensure_scan_retention_sets_with_reports(simulator: Simulator) -> None:
@@ -423,3 +451,37 @@ async def test_an_html_page_with_200_is_retried_and_said_to_be_html(simulator: S
     retries = events(logs, "http.retry")
     assert retries
     assert all("HTML page" in r["error"] for r in retries)
+
+
+async def test_the_report_history_allows_for_a_server_clock_a_little_behind() -> None:
+    """The server's clock runs a second behind ours, and writes its dates without an offset:
+    the report evaluated just after the POST still counts as the promotion's, an older one
+    does not, and no naive date stops the run."""
+    sent = datetime.now(UTC)
+
+    def row(seconds_after_sent: float, report: str) -> dict[str, object]:
+        when = (sent + timedelta(seconds=seconds_after_sent)).replace(tzinfo=None)
+        return {
+            "applicationId": "app-id",
+            "stage": "build",
+            "evaluationDate": when.isoformat(),
+            "reportHtmlUrl": f"ui/links/application/a/report/{report}",
+            "reportDataUrl": f"api/v2/applications/a/reports/{report}/raw",
+        }
+
+    async def history(_: web.Request) -> web.Response:
+        return web.json_response({"reports": [row(-1.0, "ours"), row(-60.0, "a-ci-scan")]})
+
+    app = web.Application()
+    app.router.add_get("/api/v2/reports/applications/{id}/history", history)
+    async with serving(app) as url:
+        settings = ClientSettings(url, Credentials("admin", "admin123"))
+        async with IqClient(settings) as client:
+            found = await evaluated_since(client, "app-id", Stage.BUILD, sent)
+            too_late = await evaluated_since(
+                client, "app-id", Stage.BUILD, sent + timedelta(seconds=5)
+            )
+    assert found is not None
+    assert found.report_html_url is not None
+    assert found.report_html_url.endswith("/report/ours")
+    assert too_late is None

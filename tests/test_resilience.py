@@ -20,6 +20,7 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from frontends import Front
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
@@ -433,3 +434,45 @@ async def test_a_probe_answered_with_an_error_ends_the_outage(
     assert statuses(report) == {Outcome.COMPLETED: len(apps)}
     assert report.results[0].attempts == 7  # five 503s, the probe, the accepted POST
     assert proxy.failed["POST"] == 6
+
+
+async def test_credentials_refused_mid_run_end_it_with_exit_3_and_lose_nothing(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """The password is rotated in the night: every request is refused from some point on.
+    The run ends as a server failure; accepted promotions stay resumable by their status URL
+    and the rest are sent by the resume, none is a final ERROR."""
+    async with simulator_factory(apps=12, workers=2, eval_time=0.5, eval_sigma=0.0, seed=3) as sim:
+        apps = scanned(sim, 8)
+        refused = False
+
+        async def rotated(request: web.Request) -> web.StreamResponse | None:
+            return web.Response(status=401, text="Unauthorized") if refused else None
+
+        async with Front(sim.base_url, before=rotated).serving() as front:
+            text = manifest(entry(apps, "{from: build, to: build}"), concurrency=4)
+            config = config_for(sim, text, concurrency=4)
+            assert config.client is not None
+            config = replace(config, client=replace(config.client, base_url=front.url))
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    reports: list[RunReport] = []
+
+                    async def go() -> None:
+                        reports.append(await run(config))
+
+                    tg.start_soon(go)
+                    await until(lambda: len(sim.stats.promotions_accepted) >= 2)
+                    refused = True
+    (report,) = reports
+    assert report.exit_code == 3
+    assert report.error is not None
+    assert "refused the credentials" in report.error
+    accepted = set(sim.stats.promotions_accepted)
+    for result in report.results:
+        if result.status is Outcome.COMPLETED:
+            continue
+        assert result.resumable, result
+        if result.application_id in accepted:
+            assert result.status is Outcome.CANCELLED
+            assert result.status_url is not None

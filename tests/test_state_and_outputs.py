@@ -13,20 +13,26 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 import structlog
 from click.testing import CliRunner, Result
 from sample_reports import result
 from structlog.testing import capture_logs
+from test_runner import config_for, entry
+from test_runner import manifest as runner_manifest
 
 from orchestrator.cli.main import main
-from orchestrator.errors import LockedError, UsageError
+from orchestrator.errors import LockedError, UnwrittenError
 from orchestrator.manifest.model import load_manifest, manifest_digest, parse_manifest
+from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal
 from orchestrator.promote.lock import StateLock
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport, Summary
 from orchestrator.runner.config import RunConfig
+from orchestrator.runner.request import RunRequest
+from orchestrator.runner.run import run as orchestrator_run
 from orchestrator.runner.run import write_all
 from orchestrator.runner.state_dir import StateDir, default_state_dir
 from orchestrator.simulator import Simulator
@@ -177,6 +183,13 @@ def test_a_run_from_another_folder_finds_the_same_state(
     assert second.exit_code == 0, second.stderr
     document = json.loads((tmp_path / "r2.json").read_text(encoding="utf-8"))
     assert document["baseline"] is not None, "the second found the first's kept report"
+    link = tmp_path / "links" / "tonight.yaml"
+    link.parent.mkdir()
+    link.symlink_to(given)
+    third = run(sim, link, "--report", tmp_path / "r3.json")
+    assert third.exit_code == 0, third.stderr
+    document = json.loads((tmp_path / "r3.json").read_text(encoding="utf-8"))
+    assert document["baseline"] is not None, "a symlink to the manifest shares its state"
 
 
 def test_state_is_private_and_reports_follow_the_umask(sim: Simulator, tmp_path: Path) -> None:
@@ -328,6 +341,47 @@ def test_a_plain_run_after_an_interrupted_one_suggests_resume(
     assert "--resume" in str(found["message"])
 
 
+def test_a_resume_stopped_before_its_plan_leaves_the_run_to_resume(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A signal that lands while a resumed run is still planning decided nothing: the
+    interrupted run it resumes stays unfinished, its accepted promotion still followed next
+    time, never sent again."""
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state = tmp_path / "state"
+    interrupted(state, given, given)
+    key = (0, 0, scanned(sim, 1)[0])
+    with Journal(state) as journal:
+        unfinished = journal.unfinished(str(given.resolve()))
+        assert unfinished is not None
+        journal.resume(unfinished)
+        journal.intent(key)
+        journal.submitted(key, "api/v2/evaluation/applications/x/promotion/status/1", 1)
+    request = RunRequest(
+        manifest=given,
+        server_url=sim.base_url,
+        resume=True,
+        state_dir=state,
+        report=tmp_path / "r.json",
+        handle_signals=False,
+        env={"IQ_USERNAME": "admin", "IQ_PASSWORD": "admin123"},
+    )
+
+    async def stopped_at_once() -> RunReport:
+        control = RunControl()
+        control.stop_submitting("stopped by SIGTERM")
+        control.cancel()  # the grace ran out while the plan was being made
+        return await orchestrator_run(request, control=control)
+
+    report = anyio.run(stopped_at_once)
+    assert report.results == []
+    with Journal(state) as journal:
+        still = journal.unfinished(str(given.resolve()))
+    assert still is not None
+    assert still.run_id == unfinished.run_id
+    assert still.undecided == 1
+
+
 @contextmanager
 def _cwd(path: Path) -> Iterator[None]:
     before = Path.cwd()
@@ -413,9 +467,54 @@ def test_a_report_that_cannot_be_written_is_saved_in_the_state_directory(tmp_pat
         state_dir=state,
         report_path=a_file / "r.json",
     )
-    with pytest.raises(UsageError, match="saved instead to") as failed:
+    with pytest.raises(UnwrittenError, match="saved instead to") as failed:
         write_all(_report(2), config)
     saved = list((state / "reports").glob("unsaved-*.json"))
     assert len(saved) == 1
     assert str(saved[0]) in str(failed.value)
     assert (state / "reports" / "m.json").exists(), "the rest was still written"
+
+
+@pytest.mark.parametrize(("fail_on", "code"), [(None, 74), ("critical", 1)])
+def test_a_report_lost_after_the_run_keeps_the_nights_own_exit_code(
+    sim: Simulator, tmp_path: Path, fail_on: str | None, code: int
+) -> None:
+    """A disk that fills during the night: a run that passed exits 74 (its file is missing),
+    one that did not keeps its own code (here the gate's 1); both say where the report went."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x", encoding="utf-8")
+    apps = scanned(sim, 1)
+    text = runner_manifest(entry(apps, "{from: build, to: build}"))
+    config = config_for(
+        sim,
+        text,
+        state_dir=tmp_path / "state",
+        report_path=a_file / "r.json",
+        fail_on=fail_on,
+        fetch_results=True,
+    )
+    with pytest.raises(UnwrittenError, match="saved instead to") as failed:
+        anyio.run(orchestrator_run, config)
+    if fail_on is not None:
+        saved = next((tmp_path / "state" / "reports").glob("unsaved-*.json"))
+        report = RunReport.model_validate_json(saved.read_text(encoding="utf-8"))
+        assert report.policy_gate is not None
+        assert report.policy_gate.failed, "the simulator's data changed: choose another app"
+    assert failed.value.exit_code == code
+
+
+def test_state_an_earlier_version_left_beside_the_report_is_pointed_out(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    old = tmp_path / "reports" / ".iq-promote-state"
+    old.mkdir(parents=True)
+    result = run(sim, given, "--report", tmp_path / "reports" / "m.json")
+    assert result.exit_code == 0, result.stderr
+    [said] = [e for e in events(result) if e["event"] == "state.left_behind"]
+    assert said["old"] == str(old)
+    assert f"--state-dir {old}" in str(said["message"])
+    again = run(sim, given, "--report", tmp_path / "reports" / "m.json")
+    assert "state.left_behind" not in [e["event"] for e in events(again)], (
+        "said once, then moved on"
+    )

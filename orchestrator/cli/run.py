@@ -86,7 +86,7 @@ OUTPUT = click.Path(path_type=Path, dir_okay=False)
     type=click.FloatRange(min=0),
     default=defaults.GRACE,
     show_default=True,
-    help="Seconds to keep polling after SIGTERM/SIGINT before cancelling.",
+    help="Seconds to keep polling after SIGTERM, SIGINT or SIGHUP before cancelling.",
 )
 @click.option(
     "--server-down-timeout",

@@ -12,9 +12,11 @@ other. Report shapes are in :mod:`orchestrator.iq.report_models`, the firewall's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasGenerator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -44,6 +46,15 @@ class PurgeScanFiles(StrEnum):
     """
 
     WITH_REPORTS = "withReports"
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+"""A time the server wrote: one written without an offset is taken as UTC, so that every
+time compares with every other (a naive one would stop the run at the first comparison)."""
 
 
 class WireModel(BaseModel):

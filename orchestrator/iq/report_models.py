@@ -10,12 +10,11 @@ whatever the report holds. docs/simulator.md cites the vendor schema for each sh
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import AliasChoices, Field
 
-from orchestrator.iq.models import WireModel
+from orchestrator.iq.models import UtcDatetime, WireModel
 
 _REPORT_SEGMENT = re.compile(r"/reports?/([^/?#]+)")
 
@@ -44,7 +43,7 @@ class LatestReport(WireModel):
 
     application_id: str
     stage: str
-    evaluation_date: datetime | None = None
+    evaluation_date: UtcDatetime | None = None
     latest_report_html_url: str | None = None
     report_html_url: str | None = None
     embeddable_report_html_url: str | None = None

@@ -222,14 +222,20 @@ class Transport:
 
     def target(self, url: str | URL) -> URL:
         """``url`` (relative, as IQ gives links, or absolute) joined to the base URL, when it
-        is on the server's origin and under its context path; else ForeignUrlError."""
-        joined = self.base_url.join(URL(url) if isinstance(url, str) else url)
-        same_origin = (
-            joined.scheme == self.base_url.scheme
-            and joined.host == self.base_url.host
-            and joined.port == self.base_url.port
-            and joined.user is None
-        )
+        is on the server's origin and under its context path; else ForeignUrlError, also for a
+        URL that cannot be read (``http://[::1``, a port past 65535), which is not repeated."""
+        try:
+            joined = self.base_url.join(URL(url) if isinstance(url, str) else url)
+            same_origin = (
+                joined.scheme == self.base_url.scheme
+                and joined.host == self.base_url.host
+                and joined.port == self.base_url.port
+                and joined.user is None
+            )
+        except ValueError:
+            raise ForeignUrlError(
+                "the server answered a URL that cannot be read; nothing was sent there"
+            ) from None
         if not same_origin or not joined.path.startswith(self.base_url.path):
             port = f":{joined.explicit_port}" if joined.explicit_port else ""
             shown = f"{joined.scheme}://{joined.host or ''}{port}{joined.path}"

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import PlainSerializer
 
-from orchestrator.iq.models import WireModel
+from orchestrator.iq.models import UtcDatetime, WireModel
 
 EVENT_HEADER = "X-Nexus-Webhook-Id"
 """The event type: ``iq:applicationEvaluation`` for evaluations."""
@@ -33,19 +33,13 @@ SIGNATURE_ALGORITHM = "HmacSHA1"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def iq_timestamp(value: datetime) -> str:
     """``value`` written as IQ writes its webhook times: milliseconds and a ``+0000`` offset."""
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
 
 
-Timestamp = Annotated[
-    datetime, AfterValidator(_utc), PlainSerializer(iq_timestamp, when_used="json")
-]
+Timestamp = Annotated[UtcDatetime, PlainSerializer(iq_timestamp, when_used="json")]
 
 
 class WebhookApplication(WireModel):

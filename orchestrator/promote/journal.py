@@ -102,6 +102,8 @@ class Journal:
         self.path = state_dir / JOURNAL_NAME
         self._db: sqlite3.Connection | None = None
         self.run_id: int | None = None
+        self.failure: str | None = None
+        """Why recording stopped (a full disk), once it has: the run goes on unrecorded."""
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ class Journal:
                 f"the journal {self.path} cannot be used ({exc}); move it aside to start afresh"
             ) from exc
         self._db = db
-        self.failure: str | None = None
+        self.failure = None
         return self
 
     def __exit__(
@@ -203,7 +205,10 @@ class Journal:
                 decided = None
             if decided is not None and not decided.resumable:
                 prior[key] = Prior(result=decided)
-            elif url is None and intended is not None and decided is None:
+            elif url is None and intended is not None:
+                # The POST went out and no answer was recorded: the process died, the run was
+                # cancelled while it was in the air, or the server went away mid-request.
+                # The server may have accepted it, so a resume looks before it sends again.
                 prior[key] = Prior(sent_unanswered_at=datetime.fromisoformat(intended))
             elif url is not None:
                 polls = decided.polls if decided is not None else 0

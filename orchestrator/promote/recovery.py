@@ -9,8 +9,9 @@ the promotion sent once more. Never a final ERROR for work the server did.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from orchestrator import defaults
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import EvaluationState, PromotionStatus, Stage
 
@@ -22,13 +23,15 @@ async def evaluated_since(
     client: IqClient, application_id: str, stage: Stage, since: datetime
 ) -> PromotionStatus | None:
     """A COMPLETED status with the links of the newest report of ``application_id`` at
-    ``stage`` evaluated after ``since`` (Continuous Monitoring's reports left out), if any."""
+    ``stage`` evaluated after ``since`` (the moment before the POST was sent; the server's
+    clock may be a little behind ours), Continuous Monitoring's reports left out, if any."""
     reports = await client.report_history(application_id, stage=stage, limit=HISTORY_LOOKED_AT)
+    earliest = since - timedelta(seconds=defaults.HISTORY_CLOCK_TOLERANCE)
     newer = [
         r
         for r in reports
         if r.evaluation_date is not None
-        and r.evaluation_date > since
+        and r.evaluation_date > earliest
         and r.stage == stage.value
         and not r.is_for_monitoring
     ]

@@ -196,9 +196,17 @@ class Scheduler:
                     )
                 result = self._final(tracked, status)
             except AuthError as exc:
-                self.control.fatal = exc
+                # Credentials refused mid-run (a rotated password, an expired token): the run
+                # ends as a server failure (exit 3), and nothing it did is lost. An accepted
+                # promotion stays resumable by its status URL; one the server refused to take
+                # is sent again by the resume.
+                if self.control.fatal is None:
+                    self.control.fatal = exc
                 self.control.stop_submitting(str(exc))
-                return self._finish(target, step, self._from(tracked, Outcome.ERROR, str(exc)))
+                outcome = Outcome.ERROR if tracked.in_flight is None else Outcome.CANCELLED
+                return self._finish(
+                    target, step, self._from(tracked, outcome, str(exc), resumable=True)
+                )
             except UnreachableError as exc:
                 if self.control.fatal is None:
                     # The server went away for good: the run ends as a server failure (exit 3).
@@ -351,9 +359,12 @@ class Scheduler:
         )
         for listener in self.listeners:
             listener.intent(key)
+        # Taken before the POST: a report the history holds is this promotion's only when it
+        # was evaluated after the request went out.
+        sent_at = datetime.now(UTC)
         submission = await self.client.promote_scan(tracked.target.application_id, request)
         tracked.attempts = submission.attempts
-        tracked.submitted_at = datetime.now(UTC)
+        tracked.submitted_at = sent_at
         tracked.in_flight = InFlight(submission.status_url, anyio.current_time())
         for listener in self.listeners:
             listener.submitted(key, submission.status_url, submission.attempts)

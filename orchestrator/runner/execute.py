@@ -14,7 +14,7 @@ import anyio
 import structlog
 
 from orchestrator import defaults
-from orchestrator.errors import ForbiddenError, IqPromoteError, ServerError
+from orchestrator.errors import AuthError, IqPromoteError, ServerError, UnreachableError
 from orchestrator.firewall.summary import summarize
 from orchestrator.iq.breaker import CircuitBreaker, RequestGate, RetryBudget
 from orchestrator.iq.client import IqClient
@@ -48,6 +48,8 @@ class Executed:
     firewall: FirewallSummary | None = None
     firewall_error: str | None = None
     webhook: WebhookSummary | None = None
+    planned: bool = True
+    """False when the run was stopped before its plan was made: it decided nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ async def execute(config: RunConfig, settings: ClientSettings, context: RunConte
             plan = await resolve_plan(config.manifest, client)
         if planning.cancelled_caught:
             log.warning("run.stopped_before_plan", reason=control.stop_reason, sent=0)
-            return Executed([], server_url)
+            return Executed([], server_url, planned=False)
         log.info(
             "run.planned",
             promotions=plan.total,
@@ -190,7 +192,9 @@ async def _check_retention(client: IqClient, plan: Plan, ensure: bool) -> bool |
             await client.set_scan_retention()
             log.info("config.scan_retention_set", purgeScanFiles=PurgeScanFiles.WITH_REPORTS.value)
             return True
-    except (ForbiddenError, ServerError) as exc:
+    except (AuthError, UnreachableError):
+        raise  # the server itself is refused or away: that is the run's end, not advice
+    except ServerError as exc:
         log.warning(
             "config.scan_retention_unknown",
             error=str(exc),

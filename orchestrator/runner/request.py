@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import structlog
+
 from orchestrator import defaults
 from orchestrator.errors import UsageError
 from orchestrator.iq.retry import RetryPolicy
@@ -30,6 +32,8 @@ from orchestrator.runner.config import RunConfig
 from orchestrator.runner.connection import client_settings
 from orchestrator.runner.state_dir import Baseline, StateDir, default_state_dir
 from orchestrator.secrets import MIN_SECRET, SCRUBBER
+
+log = structlog.get_logger("orchestrator.runner")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +79,25 @@ class RunRequest:
     """Take unsigned deliveries when IQ_WEBHOOK_SECRET is unset."""
 
 
+OLD_STATE_DIR = ".iq-promote-state"
+"""Where earlier versions kept a manifest's state by default: beside its report."""
+
+
+def _say_if_state_was_left_behind(report_path: Path, state: Path) -> None:
+    """Earlier versions kept the state beside the report; a run that finds it there and none
+    in the new place says how to move it, rather than quietly starting without its journal
+    and baseline."""
+    old = report_path.parent / OLD_STATE_DIR
+    if old.is_dir() and not state.exists():
+        log.warning(
+            "state.left_behind",
+            old=str(old),
+            new=str(state),
+            message=f"an earlier version kept this run's journal and baseline in {old}; "
+            f"move it to keep them (mv {old} {state}), or give --state-dir {old}",
+        )
+
+
 def resolve(request: RunRequest) -> RunConfig:
     """The run's configuration; raises ManifestError or UsageError (exit 2) for anything wrong
     that can be known before the first request, so that nothing is sent: the manifest, the
@@ -83,7 +106,9 @@ def resolve(request: RunRequest) -> RunConfig:
     manifest = load_manifest(request.manifest, env=env)
     report_path = request.report or Path("reports") / f"{request.manifest.stem}.json"
     state = StateDir(
-        request.state_dir or default_state_dir(request.manifest, env), request.manifest.stem
+        # Known by the real file's name, as the default folder is: a symlink shares the state.
+        request.state_dir or default_state_dir(request.manifest, env),
+        request.manifest.resolve().stem,
     )
     inputs = {"the manifest": request.manifest} | (
         {"--baseline": request.baseline} if request.baseline else {}
@@ -94,6 +119,8 @@ def resolve(request: RunRequest) -> RunConfig:
         also={"--report": report_path},
         protected={"the state directory": state.path},
     )
+    if request.state_dir is None:
+        _say_if_state_was_left_behind(report_path, state.path)
     if not request.dry_run:
         state.prepare()
     baseline = None

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from orchestrator.errors import ExitCode, IqPromoteError, ServerError, UsageError, sole_error
+from orchestrator.errors import (
+    ExitCode,
+    IqPromoteError,
+    ServerError,
+    UnwrittenError,
+    sole_error,
+)
 from orchestrator.manifest.model import manifest_digest
 from orchestrator.manifest.webhook import ListenAddress
 from orchestrator.promote.control import RunControl
@@ -64,9 +70,16 @@ async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None
 
 
 def _written(report: RunReport, config: RunConfig) -> RunReport:
-    with _signals_ignored(config.handle_signals):
-        write_all(report, config)
     emit = log.info if report.passed else log.warning
+    try:
+        with _signals_ignored(config.handle_signals):
+            write_all(report, config)
+    except UnwrittenError as error:
+        emit("run.summary", report=str(config.report_path), **_summary_fields(report))
+        if report.exit_code:
+            # The night's own outcome (gated, failed, server away, a signal) comes first.
+            error.exit_code = report.exit_code
+        raise
     emit("run.summary", report=str(config.report_path), **_summary_fields(report))
     return report
 
@@ -111,7 +124,9 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
             if journal is not None and resume is None:
                 journal.end([])
             raise
-        if journal is not None:
+        if journal is not None and (executed.planned or resume is None):
+            # A resumed run stopped before its plan decided nothing: the run it resumes is
+            # still as unfinished as it was, and the next --resume takes it up again.
             journal.end(executed.results)
     elapsed = time.monotonic() - clock
     if resume is not None:
@@ -281,7 +296,7 @@ def write_all(report: RunReport, config: RunConfig) -> None:
             failed.append(f"the kept report {state.kept_report} ({exc.strerror or exc})")
     if failed:
         log.error("report.unwritten", files=failed)
-        raise UsageError(
+        raise UnwrittenError(
             "could not write " + "; ".join(failed) + ": the promotions themselves ran, only "
             "these files are missing; free space or choose other paths for the next run"
         )
