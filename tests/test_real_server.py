@@ -508,12 +508,12 @@ def test_the_proxy_from_the_environment_is_read_once_for_the_server(
     expected: tuple[str | None, tuple[str, str] | None],
 ) -> None:
     """HTTPS_PROXY for an https server (HTTP_PROXY would be for http), unless NO_PROXY names
-    it; the proxy's credentials travel as proxy authentication, not in its URL."""
+    it; the proxy's credentials come with it."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    proxy, auth = environment_proxy(URL("https://iq.example.com/iq/"))
-    assert (str(proxy) if proxy else None) == expected[0]
-    assert ((auth.login, auth.password) if auth else None) == expected[1]
+    proxy = environment_proxy(URL("https://iq.example.com/iq/"))
+    assert (str(proxy.with_user(None)) if proxy else None) == expected[0]
+    assert ((proxy.user, proxy.password) if proxy and proxy.user else None) == expected[1]

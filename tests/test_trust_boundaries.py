@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import anyio
 import pytest
 import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, Upstream, serving
+from frontends import Front, RefusingProxy, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 from test_runner import config_for, entry, manifest
+from yarl import URL
 
 from orchestrator.cli.main import main
 from orchestrator.errors import ServerError
@@ -36,7 +39,7 @@ from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import OwnerType, RepositoryResultsQuery
 from orchestrator.iq.retry import Failure, RetryPolicy
-from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.iq.transport import ClientSettings, Credentials, _describe
 from orchestrator.logs import configure_logging
 from orchestrator.manifest.model import manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
@@ -439,6 +442,152 @@ async def test_a_secret_echoed_across_the_cut_of_an_error_leaves_no_part_of_it(
     said = str(caught.value)
     assert "HTTP 400" in said
     assert part not in said
+
+
+# --- 5. a proxy that refuses its credentials, or echoes them ---------------------------------
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+
+
+def with_credentials(proxy_url: str, password: str) -> str:
+    return proxy_url.replace("http://", f"http://puser:{password}@", 1)
+
+
+def proxy_pair(password: str) -> str:
+    return base64.b64encode(f"puser:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("where", "scheme"),
+    [("option", "https"), ("manifest", "http"), ("HTTPS_PROXY", "https"), ("HTTP_PROXY", "http")],
+)
+def test_a_proxy_that_refuses_its_credentials_ends_the_run_at_once_and_never_shows_them(
+    tmp_path: Path, where: str, scheme: str
+) -> None:
+    """Through a tunnel (CONNECT, to an https:// server) or not, a 407 is asked once, ends the
+    run (exit 3) saying to check the proxy's credentials, and neither the password nor the
+    Basic pair the proxy was sent reaches the log lines as rendered or the report."""
+    password = f"proxy-secret-{where}"  # one per case: the scrubber is the process's
+    pair = proxy_pair(password)
+    report = tmp_path / "r.json"
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(RefusingProxy().serving()) as proxy,
+    ):
+        proxy_url = with_credentials(proxy.url, password)
+        text = manifest(entry(["a"], "{from: build, to: build}"))
+        if where == "manifest":
+            text = text.replace("version: 1\n", f"version: 1\nserver:\n  proxy: {proxy_url}\n")
+        given = tmp_path / "m.yaml"
+        given.write_text(text, encoding="utf-8")
+        args = ["run", str(given), "--server-url", f"{scheme}://iq.example.invalid/"]
+        args += ["--report", str(report), "--state-dir", str(tmp_path / "state")]
+        args += ["--log-format", "json", "--log-level", "info"]
+        env: dict[str, str | None] = dict.fromkeys(PROXY_VARIABLES)
+        if where == "option":
+            args += ["--proxy", proxy_url]
+        elif where != "manifest":
+            env[where] = proxy_url
+        result = CliRunner().invoke(
+            main, args, env={"IQ_USERNAME": "admin", "IQ_PASSWORD": PASSWORD, **env}
+        )
+        asked = list(proxy.asked)
+    written = result.output + report.read_text(encoding="utf-8")
+    assert password not in written
+    assert pair not in written
+    assert result.exit_code == 3, result.output
+    assert "refused the credentials of user 'puser' (HTTP 407)" in result.output
+    assert "check the user and password in --proxy" in result.output
+    assert "http.retry" not in result.output
+    method = "CONNECT" if scheme == "https" else "GET"
+    assert asked == [(method, asked[0][1], f"Basic {pair}")], "one attempt, with credentials"
+    assert json.loads(report.read_text(encoding="utf-8"))["exitCode"] == 3
+
+
+@pytest.mark.anyio
+async def test_what_a_proxy_echoes_of_a_python_callers_credentials_is_scrubbed(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """Settings a Python caller builds (no command line read them) name a proxy with a
+    password; the proxy's error page echoes the Proxy-Authorization it was sent."""
+    password = "python-callers-proxy"
+    pair = proxy_pair(password)
+    async with RefusingProxy(status=400).serving() as proxy:
+        config = config_for(
+            simulator,
+            manifest(entry(scanned(simulator, 1), "{from: build, to: build}")),
+            report_path=tmp_path / "r.json",
+        )
+        assert config.client is not None
+        proxied = replace(config.client, proxy=with_credentials(proxy.url, password))
+        stderr = io.StringIO()
+        configure_logging(level="info", fmt="json", stream=stderr)
+        with anyio.fail_after(LIMIT), pytest.raises(ServerError) as caught:
+            await run(replace(config, client=proxied))
+    assert [authorization for *_, authorization in proxy.asked] == [f"Basic {pair}"]
+    said = str(caught.value)
+    assert "'Proxy-Authorization': 'Basic ***'" in said, "the echo reached the message"
+    for text in (said, stderr.getvalue(), (tmp_path / "r.json").read_text(encoding="utf-8")):
+        assert pair not in text
+        assert password not in text
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_proxy_without_credentials_is_never_sent_the_servers(tmp_path: Path, scheme: str) -> None:
+    """A proxy given no credentials of its own is asked without any: IQ's are never offered
+    to it as its Proxy-Authorization (in the clear, before a tunnel to an https:// server),
+    nor, through a tunnel, as anything."""
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(RefusingProxy().serving()) as proxy,
+    ):
+        given = tmp_path / "m.yaml"
+        given.write_text(manifest(entry(["a"], "{from: build, to: build}")), encoding="utf-8")
+        args = ["run", str(given), "--server-url", f"{scheme}://iq.example.invalid/"]
+        args += ["--proxy", proxy.url, "--state-dir", str(tmp_path / "state")]
+        args += ["--report", str(tmp_path / "r.json")]
+        env: dict[str, str | None] = dict.fromkeys(PROXY_VARIABLES)
+        result = CliRunner().invoke(
+            main, args, env={"IQ_USERNAME": "admin", "IQ_PASSWORD": PASSWORD, **env}
+        )
+        asked = list(proxy.asked)
+    assert result.exit_code == 3, result.output
+    assert "refused to serve without credentials (HTTP 407)" in result.output
+    assert [authorization for *_, authorization in asked] == [None]
+
+
+def test_an_error_naming_a_url_never_shows_its_credentials() -> None:
+    """Whatever put credentials in a URL an error names (a proxy's), its description, which
+    messages and log events carry, leaves them out."""
+    proxy = URL("http://puser:describe-secret@127.0.0.1:3128")
+    info = aiohttp.RequestInfo(proxy, "CONNECT", CIMultiDictProxy(CIMultiDict()), proxy)
+    error = aiohttp.ClientHttpProxyError(info, (), status=407, message="Proxy Authentication")
+    described = _describe(error)
+    assert "127.0.0.1:3128" in described
+    assert "describe-secret" not in described
+    assert "puser" not in described
+
+
+@pytest.mark.parametrize(
+    ("proxy", "said"),
+    [
+        ("htp//puser:malformed-pw-1@proxy", "must be an http:// URL with a host"),
+        ("http://puser:malformed-pw-1@", "must be an http:// URL with a host"),
+        ("http://puser:short@127.0.0.1:9/", "fewer than 8 characters"),
+    ],
+)
+def test_a_proxy_that_cannot_be_used_is_refused_without_repeating_it(
+    tmp_path: Path, proxy: str, said: str
+) -> None:
+    given = tmp_path / "m.yaml"
+    given.write_text(manifest(entry(["a"], "{from: build, to: build}")), encoding="utf-8")
+    result = invoke(
+        "run", str(given), "--server-url", "http://127.0.0.1:9/", "--proxy", proxy, env={}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "malformed-pw-1" not in result.output
+    assert "short" not in result.output.replace("too short", "")
 
 
 # --- 12. answers too large ---------------------------------------------------------------------
