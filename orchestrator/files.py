@@ -113,7 +113,9 @@ def check_writable(path: Path, option: str) -> None:
 def ensure_private_dir(path: Path, what: str) -> None:
     """Make ``path`` a private folder (0700) if missing; refuse one that is a symlink, not
     the user's own, or writable by anyone else, since files planted in it could be turned
-    against the user (a symlink in place of a state file, a journal of someone else's)."""
+    against the user (a symlink in place of a state file, a journal of someone else's). One
+    of the user's own that others may read (an earlier version's, made under the umask) is
+    made private: the journal in it names every promotion's status URL."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.mkdir(mode=PRIVATE_DIR, exist_ok=True)
@@ -130,6 +132,14 @@ def ensure_private_dir(path: Path, what: str) -> None:
             f"{what} {path} can be written by others (mode {stat.S_IMODE(found.st_mode):o}): "
             f"make it private (chmod 700 {path}) or choose another"
         )
+    if stat.S_IMODE(found.st_mode) != PRIVATE_DIR:
+        try:
+            path.chmod(PRIVATE_DIR)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(
+                f"{what} {path} cannot be made private ({reason}): chmod 700 {path}"
+            ) from None
     try:
         probe_fd, probe = tempfile.mkstemp(prefix=".probe.", dir=path)
     except OSError as exc:
@@ -140,19 +150,29 @@ def ensure_private_dir(path: Path, what: str) -> None:
 
 
 def open_private(path: Path, flags: int) -> int:
-    """``os.open`` for a state file: created 0600, never through a symlink."""
+    """``os.open`` for a state file: created 0600, never through a symlink; one that exists
+    with a wider mode (an earlier version's, made under the umask) is made 0600."""
     try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UsageError(
                 f"{path} is a symlink; state files are never opened through one: remove it"
             ) from None
         raise
+    try:
+        found = os.fstat(fd)
+        if found.st_uid == os.getuid() and stat.S_IMODE(found.st_mode) != PRIVATE_FILE:
+            os.fchmod(fd, PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def check_private_file(path: Path) -> None:
-    """Refuse a state file that exists as a symlink or as another user's file."""
+    """Refuse a state file that exists as a symlink or as another user's file; make one of
+    the user's own with a wider mode 0600 (the folder is private: nobody swaps it between)."""
     try:
         found = path.lstat()
     except FileNotFoundError:
@@ -161,3 +181,5 @@ def check_private_file(path: Path) -> None:
         raise UsageError(f"{path} is not a plain file (a symlink?): remove it")
     if found.st_uid != os.getuid():
         raise UsageError(f"{path} belongs to another user: remove it or use another --state-dir")
+    if stat.S_IMODE(found.st_mode) != PRIVATE_FILE:
+        path.chmod(PRIVATE_FILE)

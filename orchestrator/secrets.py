@@ -6,9 +6,12 @@ password) before the first request. Every form it can take in what is written is
 the text itself, the base64 of ``user:password`` that a Basic ``Authorization`` header
 carries, and the secret as JSON, a URL and HTML escape it. Each is replaced only as a whole
 value, never inside a longer word, so a password ``payments`` neither garbles
-``payments-api`` nor tells a reader, by the hole it leaves, what the password is. A secret
-shorter than :data:`MIN_SECRET` is refused where it is read (it cannot be told apart from
-ordinary words).
+``payments-api`` nor tells a reader, by the hole it leaves, what the password is; but a
+``.`` or ``-`` glues only when another word character follows it (or, before the secret,
+precedes it), so a secret that ends a sentence (``bad password s3cretpass.``) is replaced.
+The base64 form is one token of the base64 alphabet, whatever punctuation surrounds it. A
+secret shorter than :data:`MIN_SECRET` is refused where it is read (it cannot be told apart
+from ordinary words).
 """
 
 from __future__ import annotations
@@ -30,8 +33,15 @@ MIN_SECRET = 8
 SENSITIVE_KEYS = frozenset({"password", "authorization", "auth", "token", "secret"})
 """Keys of log fields whose values are dropped whatever they hold."""
 
-_WORD = r"[A-Za-z0-9_.\-]"
-"""Characters a secret must not be glued to for it to count as one (``payments-api``)."""
+_WORD = re.compile(r"\w")
+_TEXT_BEFORE = r"(?<!\w)(?<!\w[.\-])"
+_TEXT_AFTER = r"(?!\w)(?![.\-]\w)"
+"""A secret that begins (ends) with a word character must not be glued to another word, nor
+to one through a ``.`` or ``-`` (``payments-api``, ``v2.payments``); a ``.`` or ``-`` with no
+word beyond it is punctuation (``payments.``), and the secret is replaced."""
+_BASE64_BEFORE = r"(?<![A-Za-z0-9+/])"
+_BASE64_AFTER = r"(?![A-Za-z0-9+/=])"
+"""The base64 of a Basic pair is a whole token when no base64 character touches it."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -48,9 +58,22 @@ def forms(secret: str) -> set[str]:
 
 
 def basic_forms(username: str, password: str) -> set[str]:
-    """The forms a user's credentials take in a Basic ``Authorization`` header."""
-    pair = f"{username}:{password}".encode()
-    return {base64.b64encode(pair).decode("ascii")}
+    """The forms a user's credentials take in a Basic ``Authorization`` header: its base64,
+    as the header carries it and as a URL escapes it."""
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {encoded, quote(encoded, safe="")}
+
+
+def _text_pattern(form: str) -> str:
+    """``form`` as a whole value: guarded only at an edge that is a word character, since a
+    secret that ends in ``!`` is not a prefix of any word."""
+    before = _TEXT_BEFORE if _WORD.match(form[0]) else ""
+    after = _TEXT_AFTER if _WORD.match(form[-1]) else ""
+    return f"{before}{re.escape(form)}{after}"
+
+
+def _base64_pattern(form: str) -> str:
+    return f"{_BASE64_BEFORE}{re.escape(form)}{_BASE64_AFTER}"
 
 
 class SecretScrubber:
@@ -58,7 +81,8 @@ class SecretScrubber:
     processor (:meth:`__call__`) that also drops the values of sensitive keys."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._forms: set[str] = set()
+        self._forms: dict[str, str] = {}
+        """Each form registered, and its pattern as a whole value."""
         self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
@@ -67,12 +91,13 @@ class SecretScrubber:
         """Register ``secret`` (and, given its ``username``, the Basic pair they make)."""
         if not secret:
             return
-        self._forms |= forms(secret)
+        for form in forms(secret):
+            self._forms.setdefault(form, _text_pattern(form))
         if username is not None:
-            self._forms |= basic_forms(username, secret)
+            for form in basic_forms(username, secret):
+                self._forms[form] = _base64_pattern(form)
         longest_first = sorted(self._forms, key=len, reverse=True)
-        alternatives = "|".join(re.escape(f) for f in longest_first)
-        self._pattern = re.compile(f"(?<!{_WORD})(?:{alternatives})(?!{_WORD})")
+        self._pattern = re.compile("|".join(self._forms[f] for f in longest_first))
 
     def scrub(self, value: Any) -> Any:
         """``value`` with every secret replaced, through strings, lists, tuples and dicts."""

@@ -5,6 +5,8 @@
   with 200, a status word this version does not know, an odd row in a listing.
 - :class:`ForwardProxy` is an HTTP proxy, as ``HTTP_PROXY`` names one: it records what it was
   asked and forwards it.
+- :class:`RefusingProxy` is an HTTP proxy that forwards nothing: it answers every request,
+  a tunnel's ``CONNECT`` too, with one status and the request's headers echoed back.
 
 Both stop with their ``async with`` block; neither reaches anything but the URL it is given.
 """
@@ -74,6 +76,23 @@ async def _serve(
         yield url
 
 
+@asynccontextmanager
+async def _serve_all(
+    handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve every request to ``handler``, routed or not (a ``CONNECT host:443`` has no path
+    a router matches)."""
+    runner = web.ServerRunner(web.Server(handler), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        await runner.cleanup()
+
+
 @dataclass(slots=True)
 class Front:
     """A reverse proxy to ``upstream`` (the simulator's base URL), changed by the hooks."""
@@ -124,5 +143,31 @@ class ForwardProxy:
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[ForwardProxy]:
         async with _serve(self.handle) as url:
+            self.url = url
+            yield self
+
+
+@dataclass(slots=True)
+class RefusingProxy:
+    """A proxy that answers every request with ``status`` (407: its credentials refused), its
+    body the request's headers, as a careless proxy's error page shows them."""
+
+    status: int = 407
+    asked: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """(method, target, Proxy-Authorization) of every request, in order."""
+    url: str = ""
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        authorization = request.headers.get("Proxy-Authorization")
+        self.asked.append((request.method, request.raw_path, authorization))
+        return web.Response(
+            status=self.status,
+            headers={"Proxy-Authenticate": 'Basic realm="corporate"'},
+            text=f"refused: {dict(request.headers)}",
+        )
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[RefusingProxy]:
+        async with _serve_all(self.handle) as url:
             self.url = url
             yield self

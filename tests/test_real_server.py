@@ -19,12 +19,13 @@ from aiohttp import web
 from frontends import ForwardProxy, Front, Upstream, serving
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
+from yarl import URL
 
 from orchestrator.errors import AuthError, ExitCode, ForbiddenError
 from orchestrator.iq import client as iq_client
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PurgeScanFiles, Stage
-from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.iq.transport import ClientSettings, Credentials, environment_proxy
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.promote.recovery import evaluated_since
 from orchestrator.report.results import Outcome
@@ -485,3 +486,34 @@ async def test_the_report_history_allows_for_a_server_clock_a_little_behind() ->
     assert found.report_html_url is not None
     assert found.report_html_url.endswith("/report/ours")
     assert too_late is None
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"HTTPS_PROXY": "http://proxy.corp:3128"}, ("http://proxy.corp:3128", None)),
+        (
+            {"HTTPS_PROXY": "http://ann:s3cret-pass@proxy.corp:3128"},
+            ("http://proxy.corp:3128", ("ann", "s3cret-pass")),
+        ),
+        ({"HTTP_PROXY": "http://proxy.corp:3128"}, (None, None)),
+        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "iq.example.com"}, (None, None)),
+        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".example.com"}, (None, None)),
+        ({}, (None, None)),
+    ],
+)
+def test_the_proxy_from_the_environment_is_read_once_for_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    expected: tuple[str | None, tuple[str, str] | None],
+) -> None:
+    """HTTPS_PROXY for an https server (HTTP_PROXY would be for http), unless NO_PROXY names
+    it; the proxy's credentials come with it."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    proxy = environment_proxy(URL("https://iq.example.com/iq/"))
+    assert (str(proxy.with_user(None)) if proxy else None) == expected[0]
+    assert ((proxy.user, proxy.password) if proxy and proxy.user else None) == expected[1]

@@ -89,6 +89,17 @@ def test_the_table_says_what_each_status_ends() -> None:
     assert policy.meaning(Failure(418)).refusal is Refusal.REJECTED
 
 
+def test_a_proxy_that_refuses_its_credentials_ends_the_run_unretried() -> None:
+    policy = RetryPolicy()
+    for failure in (Failure(407), Failure(None, tunnel_status=407)):
+        meaning = policy.meaning(failure)
+        assert (meaning.retry, meaning.outage) == (False, False), failure
+        assert (meaning.refusal, meaning.ends) == (Refusal.PROXY_CREDENTIALS, Ends.RUN)
+        assert policy.next_delay(1, failure) is None
+    # A proxy that cannot reach the server: the server may be away, as for a lost connection.
+    assert policy.meaning(Failure(None, tunnel_status=502)) == policy.meaning(Failure(None))
+
+
 def test_the_table_says_which_failures_are_outages_and_throttling() -> None:
     policy = RetryPolicy()
     outages = {s for s in range(400, 600) if policy.meaning(Failure(s)).outage}

@@ -23,7 +23,8 @@ from test_runner import config_for, entry
 from test_runner import manifest as runner_manifest
 
 from orchestrator.cli.main import main
-from orchestrator.errors import LockedError, UnwrittenError
+from orchestrator.errors import LockedError, UnwrittenError, UsageError
+from orchestrator.files import check_private_file
 from orchestrator.manifest.model import load_manifest, manifest_digest, parse_manifest
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.journal import Journal
@@ -208,6 +209,43 @@ def test_state_is_private_and_reports_follow_the_umask(sim: Simulator, tmp_path:
     assert mode(state / "reports" / "m.json") == 0o600
     assert mode(report) == 0o640
     assert mode(tmp_path / "r.html") == 0o640
+
+
+def test_state_an_earlier_version_left_readable_is_made_private(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A state directory and journal made under umask 022 (0755, 0644) are the user's own:
+    they are made private, not refused, and what is in them is kept."""
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state = tmp_path / "state"
+    assert run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state).exit_code == 0
+    journal, lock = state / "journal.sqlite3", state / "run.lock"
+    state.chmod(0o755)
+    for path in (journal, lock):
+        path.chmod(0o644)
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state)
+    assert result.exit_code == 0, result.stderr
+    assert (mode(state), mode(journal), mode(lock)) == (0o700, 0o600, 0o600)
+
+
+def test_a_journal_sidecar_left_readable_is_made_private(tmp_path: Path) -> None:
+    """SQLite makes its -wal and -shm files with the journal's mode; one left 0644 is made
+    0600 before the journal opens."""
+    tmp_path.chmod(0o700)
+    sidecar = tmp_path / "journal.sqlite3-wal"
+    sidecar.touch(mode=0o644)
+    sidecar.chmod(0o644)
+    check_private_file(sidecar)
+    assert mode(sidecar) == 0o600
+
+
+def test_held_checks_the_state_directory_for_a_python_caller(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UsageError, match="chmod 700"), StateDir(shared, "m").held():
+        pass
+    assert not (shared / "journal.sqlite3").exists()
 
 
 def test_a_planted_symlink_in_the_state_directory_is_refused_and_its_target_untouched(

@@ -6,23 +6,31 @@ ids that would retarget a request."""
 from __future__ import annotations
 
 import base64
+import html
+import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 import anyio
 import pytest
 import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, Upstream, serving
-from structlog.testing import capture_logs
+from frontends import Front, RefusingProxy, Upstream, serving
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
 from test_runner import config_for, entry, manifest
+from yarl import URL
 
 from orchestrator.cli.main import main
 from orchestrator.errors import ServerError
@@ -31,13 +39,14 @@ from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import OwnerType, RepositoryResultsQuery
 from orchestrator.iq.retry import Failure, RetryPolicy
-from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.iq.transport import ClientSettings, Credentials, _describe
+from orchestrator.logs import configure_logging
 from orchestrator.manifest.model import manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
 from orchestrator.render import RenderOutputs
 from orchestrator.report.results import Outcome
 from orchestrator.runner.run import run
-from orchestrator.secrets import SCRUBBER, SecretScrubber
+from orchestrator.secrets import SCRUBBER, SecretScrubber, forms
 from orchestrator.simulator import Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
@@ -266,18 +275,100 @@ def test_the_scrubber_replaces_whole_secrets_and_keeps_ordinary_words() -> None:
     assert quoted.scrub("pa%22ss%20wo%26rd%3C1%3E") == "***"  # as a URL carries it
 
 
+SECRETS = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs"), exclude_characters="*"),
+    min_size=8,
+    max_size=24,
+)
+"""Passwords as people choose them: any printable text but ``*`` (what replaces them)."""
+WORDY_SECRETS = st.from_regex(r"[A-Za-z0-9]{8,24}", fullmatch=True)
+BEFORE = st.sampled_from(["", " ", "password ", "pw=", "'", '"', "(", "[", "-", ".", "…", ": "])
+"""What may come before a secret in a sentence, never a word (nor a word and a ``.``)."""
+AFTER = st.sampled_from(
+    ["", ".", ". Next", ".\n", "...", ",", ";", ":", "!", "?", ")", "'", '"', " ", "-", " - x"]
+)
+"""Sentence punctuation and the end of the text: a ``.`` or ``-`` no word follows."""
+
+
+@given(secret=SECRETS, before=BEFORE, after=AFTER)
+@settings(max_examples=300)
+def test_a_secret_that_ends_a_sentence_is_scrubbed(secret: str, before: str, after: str) -> None:
+    scrubber = SecretScrubber()
+    scrubber.add(secret, username="admin")
+    encoded = base64.b64encode(f"admin:{secret}".encode()).decode()
+    for form in (*forms(secret), encoded):
+        scrubbed = scrubber.scrub(f"bad {before}{form}{after}")
+        assert form not in scrubbed, (form, scrubbed)
+        assert scrubbed == f"bad {before}***{after}"
+
+
+@given(
+    secret=WORDY_SECRETS,
+    glue=st.sampled_from(["-", ".", "_", ""]),
+    word=st.sampled_from(["api", "v2", "x", "9"]),
+)
+def test_a_secret_inside_a_longer_word_is_left_whole(secret: str, glue: str, word: str) -> None:
+    scrubber = SecretScrubber()
+    scrubber.add(secret, username="admin")
+    for text in (
+        f"{secret}{glue}{word}",
+        f"{word}{glue}{secret}",
+        f"{word}{glue}{secret}{glue}{word}",
+    ):
+        assert scrubber.scrub(f"app {text}.") == f"app {text}."
+
+
+def test_a_basic_header_is_scrubbed_whatever_punctuation_follows() -> None:
+    scrubber = SecretScrubber()
+    scrubber.add("s3cretpass", username="admin")
+    pair = base64.b64encode(b"admin:s3cretpass").decode()
+    assert pair.endswith("==")
+    for after in ("", ".", ",", "-", "_", ")", "'", "&x=1"):
+        assert scrubber.scrub(f"Basic {pair}{after}") == f"Basic ***{after}"
+    assert scrubber.scrub(f"Basic x{pair}") == f"Basic x{pair}", "inside a longer base64 token"
+    assert scrubber.scrub("bad password s3cretpass.") == "bad password ***."
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+ODD_PASSWORD = 'Zorblax"7 <&>%/'
+"""A password every escape changes (JSON, URL, HTML), around a core none does."""
+
+
+def every_form(password: str) -> dict[str, str]:
+    """Each form ``password`` may take in what is written, and what is left of it whatever
+    else escapes it (an XML writer's own escaping, say)."""
+    pair = base64.b64encode(f"admin:{password}".encode()).decode()
+    return {
+        "raw": password,
+        "JSON": json.dumps(password)[1:-1],
+        "URL": quote(password, safe=""),
+        "HTML": html.escape(password),
+        "Basic pair": pair,
+        "Basic pair in a URL": quote(pair, safe=""),
+        "core": re.split(r"[^A-Za-z0-9]", password)[0],
+    }
+
+
 @pytest.mark.anyio
+@pytest.mark.parametrize("password", ["payments", ODD_PASSWORD], ids=["a-word", "odd"])
 async def test_an_echoing_server_leaves_no_secret_in_anything_written(
-    simulator_factory: SimulatorFactory, tmp_path: Path
+    simulator_factory: SimulatorFactory, tmp_path: Path, password: str
 ) -> None:
-    password = "payments"  # also a word in an application's public id
+    """The server echoes, first thing in its error, the password in every form and the
+    request's headers (its Basic pair): none of it reaches the log lines as rendered, the
+    report, the journal or any rendering; ``payments-api`` stays whole."""
+    forms_of = every_form(password)
     async with simulator_factory(
         password=password, extra_applications=(("payments-api", None),)
     ) as sim:
 
         async def echo(request: web.Request) -> web.StreamResponse | None:
             if request.path.endswith("/promoteScan"):
-                said = f"bad request {dict(request.headers)} password={password}"
+                echoed = " ".join(f"{k}={v}" for k, v in forms_of.items() if k != "core")
+                said = f"{echoed} bad request {dict(request.headers)}"
                 return web.Response(status=400, text=said)
             return None
 
@@ -301,27 +392,202 @@ async def test_an_echoing_server_leaves_no_secret_in_anything_written(
             assert config.client is not None
             config = replace(config, client=replace(config.client, base_url=front.url))
             SCRUBBER.add(password, username="admin")
-            with capture_logs() as logs, anyio.fail_after(LIMIT):
+            stderr = io.StringIO()
+            configure_logging(level="info", fmt="json", stream=stderr)
+            with anyio.fail_after(LIMIT):
                 report = await run(config)
+    logged = stderr.getvalue()
+    written = files_under(tmp_path)
+    assert set(written) >= {"r.json", "r.xml", "r.md", "r.prom", "r.html", "journal.sqlite3"}
+    written |= {"stderr": logged.encode(), "the returned report": report.to_json().encode()}
+    for name, data in written.items():
+        rest = data.replace(b"payments-api", b"")
+        for form, value in forms_of.items():
+            assert value.encode() not in rest, f"{form} form of the password in {name}"
     [result] = report.results
     assert result.status is Outcome.ERROR
-    assert "bad request" in (result.reason or "")
-    assert_no_secret_written(tmp_path, password)
-    logged = json.dumps(logs, default=str)
-    assert "password=payments" not in logged
-    assert "payments-api" in logged, "the word is kept whole"
+    assert (result.reason or "").startswith("IQ Server rejected"), result.reason
+    assert "raw=*** JSON=***" in (result.reason or ""), "the echo reached the report"
+    assert "raw=*** JSON=***" in logged, "the echo reached the log lines"
+    assert b"payments-api" in written["r.json"], "the word is kept whole"
+    assert b"***-api" not in written["r.json"]
     assert "***-api" not in logged
 
 
-def assert_no_secret_written(folder: Path, password: str) -> None:
-    """No file under ``folder`` holds the password as a value, or the Basic pair."""
-    pair = base64.b64encode(f"admin:{password}".encode()).decode().encode()
-    written = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    assert set(written) >= {"r.json", "r.xml", "r.md", "r.prom", "r.html", "journal.sqlite3"}
-    for name, data in written.items():
-        assert pair not in data, name
-        assert f"password={password}".encode() not in data, name
-    assert b"payments-api" in written["r.json"], "the word is kept whole"
+@pytest.mark.anyio
+@pytest.mark.parametrize("kept", [12, 20, 27])
+@pytest.mark.parametrize("echoed", ["pair", "password"])
+async def test_a_secret_echoed_across_the_cut_of_an_error_leaves_no_part_of_it(
+    echoed: str, kept: int
+) -> None:
+    """An error answer is cut for its message; a password, or a Basic pair (whose start
+    decodes to the start of the password), that the cut splits leaves no part of itself."""
+    password = "Quixotic-9-lantern"
+    pair = base64.b64encode(f"admin:{password}".encode()).decode()
+    SCRUBBER.add(password, username="admin")
+    # What the cut keeps of it, but for the base64 of "admin:", which tells nothing.
+    secret, part = (pair, pair[8:kept]) if echoed == "pair" else (password, password[:kept])
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        filler = "x" + " " * (300 - kept - 1)
+        return web.Response(status=400, text=f"{filler}{secret} rejected")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    async with serving(app) as url:
+        settings = ClientSettings(url, Credentials("admin", password))
+        async with IqClient(settings) as client:
+            with pytest.raises(ServerError) as caught:
+                await client.organizations()
+    said = str(caught.value)
+    assert "HTTP 400" in said
+    assert part not in said
+
+
+# --- 5. a proxy that refuses its credentials, or echoes them ---------------------------------
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+
+
+def with_credentials(proxy_url: str, password: str) -> str:
+    return proxy_url.replace("http://", f"http://puser:{password}@", 1)
+
+
+def proxy_pair(password: str) -> str:
+    return base64.b64encode(f"puser:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("where", "scheme"),
+    [("option", "https"), ("manifest", "http"), ("HTTPS_PROXY", "https"), ("HTTP_PROXY", "http")],
+)
+def test_a_proxy_that_refuses_its_credentials_ends_the_run_at_once_and_never_shows_them(
+    tmp_path: Path, where: str, scheme: str
+) -> None:
+    """Through a tunnel (CONNECT, to an https:// server) or not, a 407 is asked once, ends the
+    run (exit 3) saying to check the proxy's credentials, and neither the password nor the
+    Basic pair the proxy was sent reaches the log lines as rendered or the report."""
+    password = f"proxy-secret-{where}"  # one per case: the scrubber is the process's
+    pair = proxy_pair(password)
+    report = tmp_path / "r.json"
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(RefusingProxy().serving()) as proxy,
+    ):
+        proxy_url = with_credentials(proxy.url, password)
+        text = manifest(entry(["a"], "{from: build, to: build}"))
+        if where == "manifest":
+            text = text.replace("version: 1\n", f"version: 1\nserver:\n  proxy: {proxy_url}\n")
+        given = tmp_path / "m.yaml"
+        given.write_text(text, encoding="utf-8")
+        args = ["run", str(given), "--server-url", f"{scheme}://iq.example.invalid/"]
+        args += ["--report", str(report), "--state-dir", str(tmp_path / "state")]
+        args += ["--log-format", "json", "--log-level", "info"]
+        env: dict[str, str | None] = dict.fromkeys(PROXY_VARIABLES)
+        if where == "option":
+            args += ["--proxy", proxy_url]
+        elif where != "manifest":
+            env[where] = proxy_url
+        result = CliRunner().invoke(
+            main, args, env={"IQ_USERNAME": "admin", "IQ_PASSWORD": PASSWORD, **env}
+        )
+        asked = list(proxy.asked)
+    written = result.output + report.read_text(encoding="utf-8")
+    assert password not in written
+    assert pair not in written
+    assert result.exit_code == 3, result.output
+    assert "refused the credentials of user 'puser' (HTTP 407)" in result.output
+    assert "check the user and password in --proxy" in result.output
+    assert "http.retry" not in result.output
+    method = "CONNECT" if scheme == "https" else "GET"
+    assert asked == [(method, asked[0][1], f"Basic {pair}")], "one attempt, with credentials"
+    assert json.loads(report.read_text(encoding="utf-8"))["exitCode"] == 3
+
+
+@pytest.mark.anyio
+async def test_what_a_proxy_echoes_of_a_python_callers_credentials_is_scrubbed(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """Settings a Python caller builds (no command line read them) name a proxy with a
+    password; the proxy's error page echoes the Proxy-Authorization it was sent."""
+    password = "python-callers-proxy"
+    pair = proxy_pair(password)
+    async with RefusingProxy(status=400).serving() as proxy:
+        config = config_for(
+            simulator,
+            manifest(entry(scanned(simulator, 1), "{from: build, to: build}")),
+            report_path=tmp_path / "r.json",
+        )
+        assert config.client is not None
+        proxied = replace(config.client, proxy=with_credentials(proxy.url, password))
+        stderr = io.StringIO()
+        configure_logging(level="info", fmt="json", stream=stderr)
+        with anyio.fail_after(LIMIT), pytest.raises(ServerError) as caught:
+            await run(replace(config, client=proxied))
+    assert [authorization for *_, authorization in proxy.asked] == [f"Basic {pair}"]
+    said = str(caught.value)
+    assert "'Proxy-Authorization': 'Basic ***'" in said, "the echo reached the message"
+    for text in (said, stderr.getvalue(), (tmp_path / "r.json").read_text(encoding="utf-8")):
+        assert pair not in text
+        assert password not in text
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_proxy_without_credentials_is_never_sent_the_servers(tmp_path: Path, scheme: str) -> None:
+    """A proxy given no credentials of its own is asked without any: IQ's are never offered
+    to it as its Proxy-Authorization (in the clear, before a tunnel to an https:// server),
+    nor, through a tunnel, as anything."""
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(RefusingProxy().serving()) as proxy,
+    ):
+        given = tmp_path / "m.yaml"
+        given.write_text(manifest(entry(["a"], "{from: build, to: build}")), encoding="utf-8")
+        args = ["run", str(given), "--server-url", f"{scheme}://iq.example.invalid/"]
+        args += ["--proxy", proxy.url, "--state-dir", str(tmp_path / "state")]
+        args += ["--report", str(tmp_path / "r.json")]
+        env: dict[str, str | None] = dict.fromkeys(PROXY_VARIABLES)
+        result = CliRunner().invoke(
+            main, args, env={"IQ_USERNAME": "admin", "IQ_PASSWORD": PASSWORD, **env}
+        )
+        asked = list(proxy.asked)
+    assert result.exit_code == 3, result.output
+    assert "refused to serve without credentials (HTTP 407)" in result.output
+    assert [authorization for *_, authorization in asked] == [None]
+
+
+def test_an_error_naming_a_url_never_shows_its_credentials() -> None:
+    """Whatever put credentials in a URL an error names (a proxy's), its description, which
+    messages and log events carry, leaves them out."""
+    proxy = URL("http://puser:describe-secret@127.0.0.1:3128")
+    info = aiohttp.RequestInfo(proxy, "CONNECT", CIMultiDictProxy(CIMultiDict()), proxy)
+    error = aiohttp.ClientHttpProxyError(info, (), status=407, message="Proxy Authentication")
+    described = _describe(error)
+    assert "127.0.0.1:3128" in described
+    assert "describe-secret" not in described
+    assert "puser" not in described
+
+
+@pytest.mark.parametrize(
+    ("proxy", "said"),
+    [
+        ("htp//puser:malformed-pw-1@proxy", "must be an http:// URL with a host"),
+        ("http://puser:malformed-pw-1@", "must be an http:// URL with a host"),
+        ("http://puser:short@127.0.0.1:9/", "fewer than 8 characters"),
+    ],
+)
+def test_a_proxy_that_cannot_be_used_is_refused_without_repeating_it(
+    tmp_path: Path, proxy: str, said: str
+) -> None:
+    given = tmp_path / "m.yaml"
+    given.write_text(manifest(entry(["a"], "{from: build, to: build}")), encoding="utf-8")
+    result = invoke(
+        "run", str(given), "--server-url", "http://127.0.0.1:9/", "--proxy", proxy, env={}
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.output
+    assert "malformed-pw-1" not in result.output
+    assert "short" not in result.output.replace("too short", "")
 
 
 # --- 12. answers too large ---------------------------------------------------------------------

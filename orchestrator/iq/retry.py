@@ -32,6 +32,9 @@ class Refusal(StrEnum):
 
     CREDENTIALS = "credentials"
     """401: :class:`~orchestrator.errors.AuthError`."""
+    PROXY_CREDENTIALS = "proxy-credentials"
+    """407, from the proxy between (its answer, or its answer to a tunnel's ``CONNECT``):
+    :class:`~orchestrator.errors.AuthError`, naming the proxy's user."""
     PERMISSION = "permission"
     """403: :class:`~orchestrator.errors.ForbiddenError`."""
     NOT_FOUND = "not-found"
@@ -66,6 +69,7 @@ OUTAGE = Meaning(retry=True, outage=True)
 THROTTLE = Meaning(retry=True, throttle=True)
 OVERLOADED = Meaning(retry=True, outage=True, throttle=True)
 CREDENTIALS_REFUSED = Meaning(refusal=Refusal.CREDENTIALS, ends=Ends.RUN)
+PROXY_CREDENTIALS_REFUSED = Meaning(refusal=Refusal.PROXY_CREDENTIALS, ends=Ends.RUN)
 FORBIDDEN = Meaning(refusal=Refusal.PERMISSION)
 NOT_FOUND = Meaning(refusal=Refusal.NOT_FOUND)
 REJECTED = Meaning(refusal=Refusal.REJECTED)
@@ -77,6 +81,8 @@ STATUSES: Mapping[int, Meaning] = MappingProxyType(
         # `all: true` that is routine, so it ends that promotion, not the run.
         403: FORBIDDEN,
         404: NOT_FOUND,
+        # The same credentials are refused again, and a proxy may lock the account out.
+        407: PROXY_CREDENTIALS_REFUSED,
         429: THROTTLE,
         500: RETRY,
         502: OUTAGE,
@@ -112,6 +118,10 @@ class Failure:
     """A success status with an answer that is not JSON (see :data:`NOT_JSON`)."""
     tls: bool = False
     """The TLS handshake failed (see :data:`TLS_REFUSED`)."""
+    tunnel_status: int | None = None
+    """The status a proxy answered a tunnel's ``CONNECT`` with, when it would not open one:
+    407 is :data:`PROXY_CREDENTIALS_REFUSED`, any other a lost connection (the proxy could not
+    reach the server)."""
 
     @property
     def is_connection_error(self) -> bool:
@@ -152,6 +162,8 @@ class RetryPolicy:
             return NOT_JSON
         if failure.tls:
             return TLS_REFUSED
+        if failure.tunnel_status == 407:
+            return PROXY_CREDENTIALS_REFUSED
         if failure.status is None:
             return CONNECTION_LOST
         found = self.statuses.get(failure.status)

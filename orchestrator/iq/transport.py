@@ -11,13 +11,17 @@ request crosses.
   timeouts; every request that changes data carries the CSRF header and cookie IQ demands
   behind reverse-proxy authentication.
 - Every answer is read up to a cap for its kind; a bigger one ends the request.
+- A proxy's password, wherever it was given, is registered with the scrubber before the first
+  request, and no message or log event names a URL with its credentials.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import ssl
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -36,9 +40,11 @@ from orchestrator.errors import (
     NotFoundError,
     ServerError,
     UnreachableError,
+    UsageError,
 )
 from orchestrator.iq.breaker import RequestGate
 from orchestrator.iq.retry import Failure, Meaning, Refusal, RetryPolicy, parse_retry_after
+from orchestrator.secrets import MIN_SECRET, SCRUBBER
 
 log = structlog.get_logger("orchestrator.iq")
 
@@ -46,6 +52,10 @@ CLOSE_TIMEOUT = 5.0
 """Seconds closing the session may take, even in a cancelled run."""
 
 MAX_REDIRECTS = 5
+
+SCRUB_MARGIN = 4096
+"""Characters past the cut of an error message that are scrubbed with it: a secret that
+starts before the cut ends within them."""
 
 CSRF_HEADER = "X-CSRF-TOKEN"
 CSRF_COOKIE = "CLM-CSRF-TOKEN"
@@ -92,7 +102,38 @@ class ClientSettings:
     max_connections: int = 64
 
     def __post_init__(self) -> None:
-        normalise_base_url(self.base_url)  # a bad URL is refused here, not mid-run
+        """A bad URL is refused here, not mid-run; a proxy's password is registered with the
+        scrubber here, so that settings a Python caller builds keep it out of what is written
+        as those the command line builds do."""
+        try:
+            normalise_base_url(self.base_url)
+        except ValueError as exc:
+            raise ValueError(f"server URL: {exc}") from None
+        if self.proxy is not None:
+            checked_proxy(self.proxy, "--proxy (or server.proxy)")
+
+
+def checked_proxy(text: str, where: str) -> URL:
+    """The proxy ``where`` names, its password registered with the scrubber; a ValueError
+    that says what is wrong without repeating the URL (it may hold that password)."""
+    try:
+        proxy = URL(text)
+        host = proxy.host
+    except (ValueError, TypeError):
+        host = None
+    if host is None or proxy.scheme != "http":
+        raise ValueError(
+            f"the proxy {where} names must be an http:// URL with a host, such as "
+            "http://proxy.example.com:3128"
+        ) from None
+    if proxy.password is not None:
+        if len(proxy.password) < MIN_SECRET:
+            raise ValueError(
+                f"the password of the proxy {where} names has fewer than {MIN_SECRET} "
+                "characters: it could not be kept out of logs and reports reliably"
+            )
+        SCRUBBER.add(proxy.password, username=proxy.user or "")
+    return proxy
 
 
 def normalise_base_url(url: str) -> URL:
@@ -152,6 +193,19 @@ class Request:
     """Its answer is JSON: an HTML page (a proxy's, a login page) is a retryable failure."""
 
 
+def environment_proxy(base_url: URL) -> URL | None:
+    """The proxy ``HTTP(S)_PROXY`` names for the server (with its credentials), unless
+    ``NO_PROXY`` exempts it. Looked up once for the session, since every request goes to the
+    one origin: aiohttp's ``trust_env`` would look it up (and ``.netrc``) in a thread for every
+    request, which cost more CPU than the request itself."""
+    if base_url.host is None or urllib.request.proxy_bypass(base_url.host):
+        return None
+    named = urllib.request.getproxies().get(base_url.scheme)
+    if not named:
+        return None
+    return checked_proxy(named, f"{base_url.scheme.upper()}_PROXY")
+
+
 class _TooLarge(Exception):  # noqa: N818 - raised and caught inside this module only
     pass
 
@@ -168,26 +222,34 @@ class Transport:
         self._csrf = secrets.token_urlsafe(16)
         self._answered = False
         """Whether anything at the base URL has answered yet (see :func:`_nowhere`)."""
+        self._proxy_user: str | None = None
+        self._authorization = settings.credentials.authorization()
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
             limit=self.settings.max_connections, ssl=self._ssl(), enable_cleanup_closed=True
         )
+        proxy: URL | None
+        if self.settings.proxy is not None:
+            proxy = checked_proxy(self.settings.proxy, "--proxy")
+        else:
+            try:
+                proxy = environment_proxy(self.base_url)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        self._proxy_user = proxy.user if proxy is not None else None
         self._session = aiohttp.ClientSession(
             connector=connector,
-            headers={
-                "Authorization": self.settings.credentials.authorization(),
-                "Accept": "application/json",
-                "User-Agent": "iq-promote",
-            },
+            # Not Authorization: aiohttp sends a session's Authorization to a proxy that has
+            # no credentials of its own, as its Proxy-Authorization (see _headers).
+            headers={"Accept": "application/json", "User-Agent": "iq-promote"},
             timeout=aiohttp.ClientTimeout(
                 total=self.settings.connect_timeout + self.settings.read_timeout,
                 sock_connect=self.settings.connect_timeout,
                 sock_read=self.settings.read_timeout,
             ),
             raise_for_status=False,
-            trust_env=self.settings.proxy is None,
-            proxy=self.settings.proxy,
+            proxy=proxy,
         )
         return self
 
@@ -270,7 +332,9 @@ class Transport:
             meaning = policy.meaning(failure)
             self._gate.on_failure(meaning)
             if not meaning.retry:
-                error = _refused(failure, meaning, request, target, self.settings.credentials)
+                error = _refused(
+                    failure, meaning, request, target, self.settings.credentials, self._proxy_user
+                )
                 if isinstance(error, NotFoundError) and not self._answered:
                     error = _nowhere(error, target, self.base_url)
                 raise error
@@ -293,6 +357,14 @@ class Transport:
             )
             await anyio.sleep(delay)
 
+    def _headers(self, *, changes: bool) -> dict[str, str]:
+        """The credentials go with each request, not the session: as a session header,
+        aiohttp would also send them to a proxy (as its Proxy-Authorization, in the clear
+        before a tunnel to an https:// server), a host that is not the server."""
+        if changes:
+            return {"Authorization": self._authorization, CSRF_HEADER: self._csrf}
+        return {"Authorization": self._authorization}
+
     async def _attempt(self, request: Request, target: URL) -> Answer | Failure:
         """One attempt, redirects followed on the server's own origin only."""
         assert self._session is not None
@@ -306,7 +378,7 @@ class Transport:
                     params=request.params if url == target else None,
                     json=request.json_body,
                     allow_redirects=False,
-                    headers={CSRF_HEADER: self._csrf} if changes else None,
+                    headers=self._headers(changes=changes),
                     cookies={CSRF_COOKIE: self._csrf} if changes else None,
                 ) as response:
                     if (
@@ -326,6 +398,8 @@ class Transport:
                 ) from None
             except aiohttp.ClientSSLError as exc:
                 return Failure(status=None, detail=_describe(exc), tls=True)
+            except aiohttp.ClientHttpProxyError as exc:
+                return Failure(status=None, detail=_describe(exc), tunnel_status=exc.status)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return Failure(status=None, detail=_describe(exc))
             if status >= 400:
@@ -363,7 +437,12 @@ def _is_html(body: bytes, content_type: str) -> bool:
 
 
 def _refused(
-    failure: Failure, meaning: Meaning, request: Request, url: URL, credentials: Credentials
+    failure: Failure,
+    meaning: Meaning,
+    request: Request,
+    url: URL,
+    credentials: Credentials,
+    proxy_user: str | None,
 ) -> ServerError:
     """The error of an answer no retry can mend, as the status table classes it."""
     status, detail, what = failure.status, failure.detail, request.what
@@ -371,6 +450,18 @@ def _refused(
         return AuthError(
             f"IQ Server refused the credentials (HTTP {status}) of user "
             f"{credentials.username!r}: check IQ_USERNAME and IQ_PASSWORD",
+            status=status,
+        )
+    if meaning.refusal is Refusal.PROXY_CREDENTIALS:
+        status = status or failure.tunnel_status
+        whose = (
+            f"the credentials of user {proxy_user!r}"
+            if proxy_user
+            else "to serve without credentials"
+        )
+        return AuthError(
+            f"the proxy between refused {whose} (HTTP {status}): check the user and password "
+            "in --proxy, server.proxy or HTTPS_PROXY/HTTP_PROXY",
             status=status,
         )
     if meaning.refusal is Refusal.PERMISSION:
@@ -421,11 +512,22 @@ def _give_up(failure: Failure, request: Request, attempts: int, base: URL) -> Se
 
 
 def _text(body: bytes, limit: int = 300) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
+    """The start of an error answer, for a message. It is scrubbed before it is cut: a secret
+    the answer echoes across the cut would leave a prefix the scrubber no longer knows (the
+    start of a Basic pair's base64 is the start of the password)."""
+    text = body[: 4 * (limit + SCRUB_MARGIN)].decode("utf-8", errors="replace").strip()
+    text = str(SCRUBBER.scrub(text[: limit + SCRUB_MARGIN]))
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+_USERINFO = re.compile(r"(?<=//)[^/@\s'\"]*@")
+"""The ``user:password@`` of a URL in text."""
+
+
 def _describe(exc: BaseException) -> str:
+    """What went wrong, for a message; no URL in it keeps its credentials (aiohttp names the
+    proxy's URL as it was given)."""
     if isinstance(exc, TimeoutError):
         return "timed out"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    described = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return _USERINFO.sub("", described)

@@ -20,7 +20,12 @@ import structlog
 
 from orchestrator import defaults
 from orchestrator.errors import UsageError
-from orchestrator.iq.transport import ClientSettings, Credentials
+from orchestrator.iq.transport import (
+    ClientSettings,
+    Credentials,
+    environment_proxy,
+    normalise_base_url,
+)
 from orchestrator.manifest.model import Manifest, ServerSettings
 from orchestrator.secrets import MIN_SECRET, SCRUBBER
 
@@ -67,7 +72,7 @@ def client_settings(
     bundle = str(ca_bundle) if ca_bundle else (server.ca_bundle if server else None)
     bundle = bundle or next((env[v] for v in CA_BUNDLE_VARIABLES if env.get(v)), None)
     try:
-        return ClientSettings(
+        settings = ClientSettings(
             base_url=url,
             credentials=Credentials(user, password),
             verify_tls=server.verify_tls if server else True,
@@ -78,8 +83,11 @@ def client_settings(
             connect_timeout=server.connect_timeout_seconds if server else defaults.CONNECT_TIMEOUT,
             read_timeout=server.timeout_seconds if server else defaults.READ_TIMEOUT,
         )
+        if settings.proxy is None:
+            environment_proxy(normalise_base_url(url))
     except ValueError as exc:
-        raise UsageError(f"server URL: {exc}") from exc
+        raise UsageError(str(exc)) from None
+    return settings
 
 
 def _unset(server: ServerSettings | None, key: str) -> str:

@@ -95,6 +95,8 @@ class StateDir:
     @contextmanager
     def held(self) -> Iterator[Journal]:
         """Lock the directory for this process, and open the journal, for as long as the block
-        runs: a second run on the same directory fails at once with LockedError."""
+        runs: a second run on the same directory fails at once with LockedError. The folder
+        is checked (:meth:`prepare`) here too, so a caller that skipped it gets no less."""
+        self.prepare()
         with StateLock(self.path), Journal(self.path) as journal:
             yield journal
