@@ -31,6 +31,10 @@ class Upstream:
     body: bytes
     content_type: str
 
+    def response(self) -> web.Response:
+        """This answer, passed on."""
+        return web.Response(status=self.status, body=self.body, content_type=self.content_type)
+
 
 Before = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 """Answer a request in the simulator's place, or None to forward it."""
@@ -113,9 +117,7 @@ class Front:
         upstream = await _forward(request, self.upstream + request.path_qs.lstrip("/"))
         if self.after is not None:
             upstream = self.after(request, upstream)
-        return web.Response(
-            status=upstream.status, body=upstream.body, content_type=upstream.content_type
-        )
+        return upstream.response()
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[Front]:
@@ -135,10 +137,7 @@ class ForwardProxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         target = str(request.url)
         self.asked.append(target)
-        upstream = await _forward(request, target)
-        return web.Response(
-            status=upstream.status, body=upstream.body, content_type=upstream.content_type
-        )
+        return (await _forward(request, target)).response()
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[ForwardProxy]:

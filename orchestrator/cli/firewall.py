@@ -7,7 +7,6 @@ to exit codes through their classes (``IqPromoteError.exit_code``), as everywher
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.support import guarded, log_options, server_options
+from orchestrator.cli.support import guarded, log_options, server_options, show_listing
 from orchestrator.firewall.inventory import FirewallInventory, read_inventory
 from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import (
@@ -298,10 +297,7 @@ def repositories(
                 return await read_inventory(client)
 
         inventory = anyio.run(read)
-        if as_json or not sys.stdout.isatty():
-            click.echo(json.dumps(inventory.to_document(), indent=2))
-        else:
-            Console().print(inventory_table(inventory))
+        show_listing(as_json, inventory.to_document, lambda: inventory_table(inventory))
         return 0
 
     guarded(body)

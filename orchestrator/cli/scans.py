@@ -3,17 +3,14 @@ transition: a table on a terminal, JSON off one (or with ``--json``)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import anyio
 import click
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.support import guarded, log_options, server_options
+from orchestrator.cli.support import guarded, log_options, server_options, show_listing
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import Stage
 from orchestrator.logs import LogFormat, configure_logging
@@ -62,10 +59,7 @@ def scans(
                 return await list_scans(client, public_id, stage=wanted, limit=limit)
 
         listing = anyio.run(read)
-        if as_json or not sys.stdout.isatty():
-            click.echo(json.dumps(listing.to_document(), indent=2))
-        else:
-            Console().print(scans_table(listing))
+        show_listing(as_json, listing.to_document, lambda: scans_table(listing))
         return 0
 
     guarded(body)

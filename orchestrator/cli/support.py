@@ -7,6 +7,7 @@ same way whichever command the user ran.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 import structlog
+from rich.console import Console, RenderableType
 
 from orchestrator.errors import ExitCode, IqPromoteError
 from orchestrator.secrets import SCRUBBER
@@ -114,3 +116,14 @@ def server_options(func: F) -> F:
     """``--server-url``, ``--username``, ``--ca-bundle`` and ``--proxy``; the password never
     has an option, since a command line is visible to every user of the machine."""
     return _apply(_SERVER_OPTIONS, func)
+
+
+def show_listing(
+    as_json: bool, document: Callable[[], object], table: Callable[[], RenderableType]
+) -> None:
+    """A listing as JSON when asked or off a terminal (a pipe, a file: what scripts read), else
+    as a table for people."""
+    if as_json or not sys.stdout.isatty():
+        click.echo(json.dumps(document(), indent=2))
+    else:
+        Console().print(table())
