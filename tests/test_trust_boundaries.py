@@ -754,3 +754,32 @@ async def test_an_internal_id_is_one_path_segment_whatever_it_holds(simulator: S
     ]
     assert not [path for _, path in front.seen if path.startswith("/api/v2/config")]
     assert report.results[0].status is Outcome.ERROR
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "odd", ["\u00b2", "\u00b9\u00b2\u00b3", "\u0663"], ids=["sup2", "sup123", "arabic3"]
+)
+async def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(
+    simulator: Simulator, odd: str
+) -> None:
+    """``str.isdigit`` also takes superscripts and other scripts' digits, which ``float`` may
+    not read: such a Retry-After is unusable, not a crash of the run."""
+    throttled: list[str] = []
+
+    async def throttle(request: web.Request) -> web.StreamResponse | None:
+        if request.path.endswith("/promoteScan") and not throttled:
+            throttled.append(request.path)
+            return web.Response(status=429, headers={"Retry-After": odd})
+        return None
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=throttle).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    assert throttled, "the odd Retry-After was answered"
+    [result] = report.results
+    assert result.status is Outcome.COMPLETED, result.reason
