@@ -783,3 +783,39 @@ async def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(
     assert throttled, "the odd Retry-After was answered"
     [result] = report.results
     assert result.status is Outcome.COMPLETED, result.reason
+
+
+# --- 16. JSON nested past what a parser recurses into ----------------------------------------
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+"""Valid JSON, nested deeper than Python's json module recurses: a RecursionError, not a
+ValueError, unless it is caught as one."""
+
+
+@asynccontextmanager
+async def nesting() -> AsyncIterator[str]:
+    """A server whose every listing is nested past any parser's depth."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path.endswith("/repositoryContainer"):
+            return web.json_response({"id": "REPOSITORY_CONTAINER_ID", "name": "container"})
+        return web.Response(body=NESTED, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("command", [["repositories", "--json"], ["scans", "some-app"]], ids=str)
+def test_a_listing_nested_past_any_depth_is_a_server_error_not_a_crash(
+    command: list[str],
+) -> None:
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(nesting()) as url,
+    ):
+        result = invoke(*command, "--server-url", url, env={})
+    assert result.exit_code == 3, result.output
+    assert "not JSON" in result.output
+    assert "internal error" not in result.output
