@@ -322,6 +322,53 @@ def test_only_a_complete_run_replaces_the_kept_baseline(tmp_path: Path) -> None:
     assert state.kept_report.read_text(encoding="utf-8") == kept
 
 
+DAMAGED_REPORTS = {
+    "not-utf8": b'{"startedAt": "\xff\xfe',
+    "nested": b"[" * 100_000 + b"]" * 100_000,
+}
+"""What a disk error or a stray write may leave where a report was: bytes that are not UTF-8,
+or JSON nested past what the parser recurses into."""
+
+
+@pytest.mark.parametrize("damage", DAMAGED_REPORTS, ids=str)
+def test_a_damaged_kept_report_is_said_and_skipped_not_crashed_on(
+    sim: Simulator, tmp_path: Path, damage: str
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state = StateDir(tmp_path / "state", "m")
+    state.prepare()
+    state.kept_report.parent.mkdir()
+    state.kept_report.write_bytes(DAMAGED_REPORTS[damage])
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state.path)
+    assert result.exit_code == 0, result.stderr
+    assert "baseline.unreadable" in [e["event"] for e in events(result)]
+    assert sim.stats.requests_to("promote-scan") == 1
+
+
+@pytest.mark.parametrize("damage", DAMAGED_REPORTS, ids=str)
+@pytest.mark.parametrize("where", ["REPORT", "--baseline"])
+def test_a_damaged_report_given_to_render_is_exit_2(
+    tmp_path: Path, damage: str, where: str
+) -> None:
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(DAMAGED_REPORTS[damage])
+    good = tmp_path / "good.json"
+    good.write_text(_report(1).to_json(), encoding="utf-8")
+    report, baseline = (damaged, good) if where == "REPORT" else (good, damaged)
+    args = [
+        "render",
+        str(report),
+        "--baseline",
+        str(baseline),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "is not an iq-promote report" in result.output
+    assert "internal error" not in result.output
+
+
 # --- resuming ----------------------------------------------------------------------------
 
 
