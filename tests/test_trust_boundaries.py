@@ -819,3 +819,55 @@ def test_a_listing_nested_past_any_depth_is_a_server_error_not_a_crash(
     assert result.exit_code == 3, result.output
     assert "not JSON" in result.output
     assert "internal error" not in result.output
+
+
+# --- 17. a secret echoed where the report keeps it as a key -----------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_secret_echoed_in_firewall_rows_never_reaches_the_report_or_its_renderings(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
+    """The firewall summary counts rows by policy name and keeps each quarantined row's
+    coordinates: both are keys of the report's mappings, and are scrubbed as its values are."""
+    password = ODD_PASSWORD
+    forms_of = every_form(password)
+    async with simulator_factory(password=password) as sim:
+
+        def echo(request: web.Request, upstream: Upstream) -> Upstream:
+            if not request.path.endswith("/results/details") or upstream.status != 200:
+                return upstream
+            document = json.loads(upstream.body)
+            for row in document["repositoryResultsDetails"]:
+                row["policyName"] = f"{password} {forms_of['Basic pair']}"
+                identifier = row["componentIdentifier"]
+                identifier["coordinates"] = {
+                    password: forms_of["JSON"],
+                    **identifier["coordinates"],
+                }
+                row["quarantineTime"] = row.get("quarantineTime") or 1_700_000_000_000
+            return replace(upstream, body=json.dumps(document).encode())
+
+        text = manifest(entry(scanned(sim, 1), "{from: build, to: build}"))
+        text += "repositoryResults: {pageSize: 50, quarantinedLimit: 5}\n"
+        outputs = RenderOutputs(
+            junit=tmp_path / "r.xml",
+            markdown=tmp_path / "r.md",
+            metrics=tmp_path / "r.prom",
+            html=tmp_path / "r.html",
+        )
+        async with Front(sim.base_url, after=echo).serving() as front:
+            config = config_for(
+                sim, text, password=password, report_path=tmp_path / "r.json", outputs=outputs
+            )
+            assert config.client is not None
+            config = replace(config, client=replace(config.client, base_url=front.url))
+            SCRUBBER.add(password, username="admin")
+            with anyio.fail_after(LIMIT):
+                report = await run(config)
+    assert report.firewall is not None, report.firewall_error
+    written = files_under(tmp_path) | {"the returned report": report.to_json().encode()}
+    for name, data in written.items():
+        for form, value in forms_of.items():
+            assert value.encode() not in data, f"{form} form of the password in {name}"
+    assert "***" in json.dumps(report.firewall.by_policy), "the rows were echoed into"
