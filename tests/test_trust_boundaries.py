@@ -871,3 +871,60 @@ async def test_a_secret_echoed_in_firewall_rows_never_reaches_the_report_or_its_
         for form, value in forms_of.items():
             assert value.encode() not in data, f"{form} form of the password in {name}"
     assert "***" in json.dumps(report.firewall.by_policy), "the rows were echoed into"
+
+
+# --- 18. what the listing commands print -----------------------------------------------------
+
+
+@asynccontextmanager
+async def echoing_listings(said: str) -> AsyncIterator[str]:
+    """A server that names everything it lists ``said``: the container, a manager and its
+    repository, an application, and a report's trigger and scan id."""
+    answers: dict[str, object] = {
+        "/api/v2/firewall/repositoryContainer": {"id": "c", "name": said},
+        "/api/v2/firewall/repositoryManagers": {
+            "repositoryManagers": [{"id": "m1", "name": said, "productName": said}]
+        },
+        "/api/v2/firewall/repositories/configuration/m1": {
+            "repositories": [{"repositoryId": "r1", "publicId": said, "format": said}]
+        },
+        "/api/v2/applications": {"applications": [{"id": "a1", "publicId": "app", "name": said}]},
+        "/api/v2/reports/applications/a1/history": {
+            "reports": [
+                {
+                    "applicationId": "a1",
+                    "stage": "build",
+                    "scanId": said,
+                    "scanTriggerType": said,
+                    "reportHtmlUrl": "ui/links/application/app/report/1",
+                }
+            ]
+        },
+    }
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(answers[request.path])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    "command", [["repositories", "--json"], ["scans", "app", "--json"]], ids=str
+)
+def test_what_the_listing_commands_print_holds_no_secret_a_server_echoed(
+    command: list[str],
+) -> None:
+    forms_of = every_form(ODD_PASSWORD)
+    said = f"{ODD_PASSWORD} {forms_of['Basic pair']}"
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(echoing_listings(said)) as url,
+    ):
+        result = invoke(*command, "--server-url", url, env={"IQ_PASSWORD": ODD_PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert "***" in result.stdout
+    for form, value in forms_of.items():
+        assert value not in result.output, f"{form} form of the password printed"

@@ -38,6 +38,7 @@ from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import ApiChoice, Generation, OwnerType
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.runner.connection import client_settings
+from orchestrator.secrets import SCRUBBER
 
 log = structlog.get_logger("orchestrator.firewall")
 
@@ -297,7 +298,8 @@ def repositories(
             async with IqClient(settings) as client:
                 return await read_inventory(client)
 
-        inventory = anyio.run(read)
+        # Printed, and often kept in a file: no secret a server echoed in a name reaches it.
+        inventory = SCRUBBER.scrub_model(anyio.run(read))
         if as_json or not sys.stdout.isatty():
             click.echo(json.dumps(inventory.to_document(), indent=2))
         else:
