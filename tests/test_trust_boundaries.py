@@ -928,3 +928,38 @@ def test_what_the_listing_commands_print_holds_no_secret_a_server_echoed(
     assert "***" in result.stdout
     for form, value in forms_of.items():
         assert value not in result.output, f"{form} form of the password printed"
+
+
+# --- 19. a report's policy data that pages on and on -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_policy_data_that_pages_on_and_on_is_bounded_by_the_promotion_timeout(
+    simulator: Simulator,
+) -> None:
+    """Each page brings one component and says there are 10,000, each a little late: within
+    every bound a request has, but reading them all would hold the run's end for hours."""
+    pages: list[str] = []
+
+    async def paging(request: web.Request) -> web.StreamResponse | None:
+        if not request.path.endswith("/policy"):
+            return None
+        pages.append(request.query.get("page", ""))
+        await anyio.sleep(0.05)
+        component = {"hash": f"{len(pages):040x}", "violations": []}
+        return web.json_response(
+            {"components": [component], "page": len(pages), "pageCount": 10_000}
+        )
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=paging).serving() as front:
+        config = config_for(simulator, text, promotion_timeout=2.0, fetch_results=True)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    [result] = report.results
+    assert result.status is Outcome.COMPLETED, result.reason
+    assert pages, "the policy data was asked for"
+    assert result.violations is None
+    assert "not read within 2 s" in (result.violations_unchecked or "")
