@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, RefusingProxy, Upstream, serving
+from frontends import Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -963,3 +963,31 @@ async def test_policy_data_that_pages_on_and_on_is_bounded_by_the_promotion_time
     assert pages, "the policy data was asked for"
     assert result.violations is None
     assert "not read within 2 s" in (result.violations_unchecked or "")
+
+
+# --- 20. a link that leaves the context path once a front server decodes it -------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "link", ["/iq%2F..%2Fother/steal", "..%2Fother/steal", "/iq/..%5Cother/steal"], ids=str
+)
+async def test_a_link_whose_encoded_dot_segments_leave_the_context_path_is_never_followed(
+    simulator: Simulator, link: str
+) -> None:
+    def send_elsewhere(request: web.BaseRequest, upstream: Upstream) -> Upstream:
+        if request.raw_path.endswith("/promoteScan") and upstream.status == 200:
+            return replace(upstream, body=json.dumps({"statusUrl": link}).encode())
+        return upstream
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with SharedHost(simulator.base_url, send_elsewhere).serving() as shared:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=shared.url + "iq/"))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    assert shared.elsewhere == [], "nothing, and no credentials, went beside IQ"
+    [result] = report.results
+    assert result.status is Outcome.ERROR
+    assert "another host or outside" in (result.reason or "")

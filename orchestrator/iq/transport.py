@@ -17,6 +17,7 @@ request crosses.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import secrets
 import ssl
@@ -293,7 +294,7 @@ class Transport:
             raise ForeignUrlError(
                 "the server answered a URL that cannot be read; nothing was sent there"
             ) from None
-        if not same_origin or not joined.path.startswith(self.base_url.path):
+        if not same_origin or not _under(joined.path, self.base_url.path):
             port = f":{joined.explicit_port}" if joined.explicit_port else ""
             shown = f"{joined.scheme}://{joined.host or ''}{port}{joined.path}"
             raise ForeignUrlError(
@@ -413,6 +414,16 @@ class Transport:
                 )
             return Answer(status, body, 1)
         raise ServerError(f"more than {MAX_REDIRECTS} redirects answered {request.what}")
+
+
+def _under(path: str, context: str) -> bool:
+    """Whether the decoded ``path`` is under the ``context`` path (which ends in ``/``), also
+    as a front server that decodes a path before it resolves its dot segments sees it (nginx
+    does; IIS also takes a backslash for a slash). yarl resolves plain dot segments, but one
+    spelled with an encoded separator (``..%2F``, ``%2F..``, ``..%5C``) stays in the path
+    and would lead such a server outside the context path."""
+    resolved = posixpath.normpath(path.replace("\\", "/"))
+    return path.startswith(context) and (resolved.rstrip("/") + "/").startswith(context)
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
