@@ -991,3 +991,34 @@ async def test_a_link_whose_encoded_dot_segments_leave_the_context_path_is_never
     [result] = report.results
     assert result.status is Outcome.ERROR
     assert "another host or outside" in (result.reason or "")
+
+
+# --- 21. an internal error that quotes a secret ----------------------------------------------
+
+BOTH_QUOTES = "Zorblax'7\"secret"
+"""A password with both quote characters: repr() escapes one of them, a form nobody registers."""
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_an_internal_error_that_quotes_the_password_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    import orchestrator.cli.scans as scans_command
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError(f"a bug that quotes {BOTH_QUOTES}")
+
+    monkeypatch.setattr(scans_command, "list_scans", broken)
+    result = invoke(
+        "scans",
+        "app",
+        "--server-url",
+        "http://127.0.0.1:9/",
+        "--log-format",
+        fmt,
+        env={"IQ_PASSWORD": BOTH_QUOTES},
+    )
+    assert result.exit_code == 70, result.output
+    assert "internal.error" in result.output
+    assert "a bug that quotes ***" in result.output
+    assert "Zorblax" not in result.output
