@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 import structlog
+import trustme
 from click.testing import CliRunner, Result
 from sample_reports import result
 from structlog.testing import capture_logs
@@ -146,6 +147,38 @@ def test_an_output_naming_an_input_or_the_state_directory_is_refused(
             result.stderr
         )
     assert given.read_text(encoding="utf-8") == before
+    assert sim.stats.total_requests == 0
+
+
+@pytest.mark.parametrize("where", ["--ca-bundle", "server.caBundle", "server.clientKey"])
+def test_an_output_naming_a_certificate_file_is_refused(
+    sim: Simulator, tmp_path: Path, where: str
+) -> None:
+    """The CA bundle and the client certificate and key are inputs as the manifest is: a
+    report written over one would break every later night's TLS."""
+    authority = trustme.CA()
+    client = authority.issue_cert("iq-promote.example.com")
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
+    authority.cert_pem.write_to_path(str(ca))
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    client.private_key_pem.write_to_path(str(key))
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    options: list[str | Path] = ["--state-dir", tmp_path / "state"]
+    if where == "--ca-bundle":
+        target = ca
+        options += ["--ca-bundle", ca]
+    elif where == "server.caBundle":
+        target = ca
+        given.write_text(given.read_text("utf-8") + "server:\n  caBundle: ca.pem\n", "utf-8")
+    else:
+        target = key
+        server = "server:\n  clientCert: client.pem\n  clientKey: client.key\n"
+        given.write_text(given.read_text("utf-8") + server, "utf-8")
+    before = target.read_bytes()
+    result = run(sim, given, "--report", target, *options)
+    assert result.exit_code == 2, result.stderr
+    assert "would overwrite" in result.stderr
+    assert target.read_bytes() == before
     assert sim.stats.total_requests == 0
 
 
