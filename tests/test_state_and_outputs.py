@@ -182,6 +182,30 @@ def test_an_output_naming_a_certificate_file_is_refused(
     assert sim.stats.total_requests == 0
 
 
+@pytest.mark.parametrize("which", ["--ca-bundle", "server.caBundle", "server.clientKey"])
+def test_a_certificate_file_that_is_not_one_is_exit_2_naming_it(
+    sim: Simulator, tmp_path: Path, which: str
+) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("this is no certificate\n", encoding="utf-8")
+    cert = tmp_path / "client.pem"
+    trustme.CA().issue_cert("iq-promote.example.com").cert_chain_pems[0].write_to_path(str(cert))
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    options: list[str | Path] = ["--report", tmp_path / "r.json"]
+    if which == "--ca-bundle":
+        options += ["--ca-bundle", not_pem]
+    elif which == "server.caBundle":
+        given.write_text(given.read_text("utf-8") + "server:\n  caBundle: not.pem\n", "utf-8")
+    else:
+        server = "server:\n  clientCert: client.pem\n  clientKey: not.pem\n"
+        given.write_text(given.read_text("utf-8") + server, "utf-8")
+    result = run(sim, given, *options, "--state-dir", tmp_path / "state")
+    assert result.exit_code == 2, result.stderr
+    assert "internal error" not in result.stderr
+    assert "not.pem" in result.stderr
+    assert sim.stats.total_requests == 0
+
+
 # --- the state directory ----------------------------------------------------------------------
 
 

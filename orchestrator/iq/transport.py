@@ -271,9 +271,24 @@ class Transport:
         settings = self.settings
         if not settings.verify_tls:
             return False
-        context = ssl.create_default_context(cafile=settings.ca_bundle)
+        # A file that is missing or holds no certificate is the user's to mend, before anything
+        # is sent: a usage error naming it, not an internal one.
+        try:
+            context = ssl.create_default_context(cafile=settings.ca_bundle)
+        except (ssl.SSLError, OSError) as exc:
+            raise UsageError(
+                f"the CA bundle {settings.ca_bundle} cannot be used ({_tls_reason(exc)}): give a "
+                "PEM file of the certificate authorities to trust"
+            ) from None
         if settings.client_cert:
-            context.load_cert_chain(settings.client_cert, settings.client_key)
+            try:
+                context.load_cert_chain(settings.client_cert, settings.client_key)
+            except (ssl.SSLError, OSError) as exc:
+                key = f" with the key {settings.client_key}" if settings.client_key else ""
+                raise UsageError(
+                    f"the client certificate {settings.client_cert}{key} cannot be used "
+                    f"({_tls_reason(exc)}): give PEM files of the certificate and its key"
+                ) from None
         return context
 
     # --- the origin boundary -----------------------------------------------------------------
@@ -414,6 +429,12 @@ class Transport:
                 )
             return Answer(status, body, 1)
         raise ServerError(f"more than {MAX_REDIRECTS} redirects answered {request.what}")
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or "not PEM"
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def _under(path: str, context: str) -> bool:
