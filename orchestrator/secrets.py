@@ -120,9 +120,11 @@ class SecretScrubber:
         return type(model).model_validate(self._scrub_values(data))
 
     def _scrub_values(self, value: Any) -> Any:
-        """Like :meth:`scrub`, but keeps every key: a model's fields are not log fields."""
+        """Like :meth:`scrub`, but keeps every value's place: a model's fields are not log
+        fields. Keys are scrubbed too, since a mapping's keys may come from the server (the
+        firewall summary counts rows by policy name, and keeps rows' coordinates)."""
         if isinstance(value, dict):
-            return {k: self._scrub_values(v) for k, v in value.items()}
+            return {self.scrub(k): self._scrub_values(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(self._scrub_values(v) for v in value)
         return self.scrub(value)

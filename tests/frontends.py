@@ -8,7 +8,10 @@
 - :class:`RefusingProxy` is an HTTP proxy that forwards nothing: it answers every request,
   a tunnel's ``CONNECT`` too, with one status and the request's headers echoed back.
 
-Both stop with their ``async with`` block; neither reaches anything but the URL it is given.
+- :class:`SharedHost` is a front server for IQ under ``/iq/`` and another application beside
+  it, which decodes a path before it resolves its dot segments, as nginx does.
+
+All stop with their ``async with`` block; none reaches anything but the URL it is given.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from posixpath import normpath
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -167,6 +172,47 @@ class RefusingProxy:
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[RefusingProxy]:
+        async with _serve_all(self.handle) as url:
+            self.url = url
+            yield self
+
+
+@dataclass(slots=True)
+class SharedHost:
+    """One host serving IQ under ``/iq/`` and another application beside it, behind a front
+    server that, as nginx does, decodes a path (``%2F`` too), takes a backslash for a slash
+    (as IIS does) and resolves its dot segments before it chooses where a request goes. The
+    other application records what reaches it."""
+
+    upstream: str
+    after: Callable[[web.BaseRequest, Upstream], Upstream]
+    elsewhere: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        path = normpath(unquote(request.raw_path.split("?", 1)[0]).replace("\\", "/"))
+        if not path.startswith("/iq/"):
+            self.elsewhere.append({"path": path, **dict(request.headers)})
+            return web.json_response({"status": "COMPLETED"})
+        query = request.raw_path.partition("?")[2]
+        url = self.upstream + path.removeprefix("/iq/") + (f"?{query}" if query else "")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                request.method,
+                url,
+                headers={k: v for k, v in request.headers.items() if k in FORWARDED},
+                data=await request.read(),
+            ) as answer,
+        ):
+            upstream = Upstream(answer.status, await answer.read(), answer.content_type)
+        upstream = self.after(request, upstream)
+        return web.Response(
+            status=upstream.status, body=upstream.body, content_type=upstream.content_type
+        )
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[SharedHost]:
         async with _serve_all(self.handle) as url:
             self.url = url
             yield self

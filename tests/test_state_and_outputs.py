@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 import structlog
+import trustme
 from click.testing import CliRunner, Result
 from sample_reports import result
 from structlog.testing import capture_logs
@@ -146,6 +147,62 @@ def test_an_output_naming_an_input_or_the_state_directory_is_refused(
             result.stderr
         )
     assert given.read_text(encoding="utf-8") == before
+    assert sim.stats.total_requests == 0
+
+
+@pytest.mark.parametrize("where", ["--ca-bundle", "server.caBundle", "server.clientKey"])
+def test_an_output_naming_a_certificate_file_is_refused(
+    sim: Simulator, tmp_path: Path, where: str
+) -> None:
+    """The CA bundle and the client certificate and key are inputs as the manifest is: a
+    report written over one would break every later night's TLS."""
+    authority = trustme.CA()
+    client = authority.issue_cert("iq-promote.example.com")
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key"
+    authority.cert_pem.write_to_path(str(ca))
+    client.cert_chain_pems[0].write_to_path(str(cert))
+    client.private_key_pem.write_to_path(str(key))
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    options: list[str | Path] = ["--state-dir", tmp_path / "state"]
+    if where == "--ca-bundle":
+        target = ca
+        options += ["--ca-bundle", ca]
+    elif where == "server.caBundle":
+        target = ca
+        given.write_text(given.read_text("utf-8") + "server:\n  caBundle: ca.pem\n", "utf-8")
+    else:
+        target = key
+        server = "server:\n  clientCert: client.pem\n  clientKey: client.key\n"
+        given.write_text(given.read_text("utf-8") + server, "utf-8")
+    before = target.read_bytes()
+    result = run(sim, given, "--report", target, *options)
+    assert result.exit_code == 2, result.stderr
+    assert "would overwrite" in result.stderr
+    assert target.read_bytes() == before
+    assert sim.stats.total_requests == 0
+
+
+@pytest.mark.parametrize("which", ["--ca-bundle", "server.caBundle", "server.clientKey"])
+def test_a_certificate_file_that_is_not_one_is_exit_2_naming_it(
+    sim: Simulator, tmp_path: Path, which: str
+) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("this is no certificate\n", encoding="utf-8")
+    cert = tmp_path / "client.pem"
+    trustme.CA().issue_cert("iq-promote.example.com").cert_chain_pems[0].write_to_path(str(cert))
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    options: list[str | Path] = ["--report", tmp_path / "r.json"]
+    if which == "--ca-bundle":
+        options += ["--ca-bundle", not_pem]
+    elif which == "server.caBundle":
+        given.write_text(given.read_text("utf-8") + "server:\n  caBundle: not.pem\n", "utf-8")
+    else:
+        server = "server:\n  clientCert: client.pem\n  clientKey: not.pem\n"
+        given.write_text(given.read_text("utf-8") + server, "utf-8")
+    result = run(sim, given, *options, "--state-dir", tmp_path / "state")
+    assert result.exit_code == 2, result.stderr
+    assert "internal error" not in result.stderr
+    assert "not.pem" in result.stderr
     assert sim.stats.total_requests == 0
 
 
@@ -320,6 +377,53 @@ def test_only_a_complete_run_replaces_the_kept_baseline(tmp_path: Path) -> None:
     assert not state.keep(_report(0)), "an empty run is no baseline"
     assert not state.keep(_report(2, stopped="stopped by SIGTERM"))
     assert state.kept_report.read_text(encoding="utf-8") == kept
+
+
+DAMAGED_REPORTS = {
+    "not-utf8": b'{"startedAt": "\xff\xfe',
+    "nested": b"[" * 100_000 + b"]" * 100_000,
+}
+"""What a disk error or a stray write may leave where a report was: bytes that are not UTF-8,
+or JSON nested past what the parser recurses into."""
+
+
+@pytest.mark.parametrize("damage", DAMAGED_REPORTS, ids=str)
+def test_a_damaged_kept_report_is_said_and_skipped_not_crashed_on(
+    sim: Simulator, tmp_path: Path, damage: str
+) -> None:
+    given = manifest(tmp_path / "m.yaml", scanned(sim, 1))
+    state = StateDir(tmp_path / "state", "m")
+    state.prepare()
+    state.kept_report.parent.mkdir()
+    state.kept_report.write_bytes(DAMAGED_REPORTS[damage])
+    result = run(sim, given, "--report", tmp_path / "r.json", "--state-dir", state.path)
+    assert result.exit_code == 0, result.stderr
+    assert "baseline.unreadable" in [e["event"] for e in events(result)]
+    assert sim.stats.requests_to("promote-scan") == 1
+
+
+@pytest.mark.parametrize("damage", DAMAGED_REPORTS, ids=str)
+@pytest.mark.parametrize("where", ["REPORT", "--baseline"])
+def test_a_damaged_report_given_to_render_is_exit_2(
+    tmp_path: Path, damage: str, where: str
+) -> None:
+    damaged = tmp_path / "damaged.json"
+    damaged.write_bytes(DAMAGED_REPORTS[damage])
+    good = tmp_path / "good.json"
+    good.write_text(_report(1).to_json(), encoding="utf-8")
+    report, baseline = (damaged, good) if where == "REPORT" else (good, damaged)
+    args = [
+        "render",
+        str(report),
+        "--baseline",
+        str(baseline),
+        "--markdown",
+        str(tmp_path / "r.md"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "is not an iq-promote report" in result.output
+    assert "internal error" not in result.output
 
 
 # --- resuming ----------------------------------------------------------------------------

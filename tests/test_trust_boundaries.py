@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, RefusingProxy, Upstream, serving
+from frontends import Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -754,3 +754,271 @@ async def test_an_internal_id_is_one_path_segment_whatever_it_holds(simulator: S
     ]
     assert not [path for _, path in front.seen if path.startswith("/api/v2/config")]
     assert report.results[0].status is Outcome.ERROR
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "odd", ["\u00b2", "\u00b9\u00b2\u00b3", "\u0663"], ids=["sup2", "sup123", "arabic3"]
+)
+async def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(
+    simulator: Simulator, odd: str
+) -> None:
+    """``str.isdigit`` also takes superscripts and other scripts' digits, which ``float`` may
+    not read: such a Retry-After is unusable, not a crash of the run."""
+    throttled: list[str] = []
+
+    async def throttle(request: web.Request) -> web.StreamResponse | None:
+        if request.path.endswith("/promoteScan") and not throttled:
+            throttled.append(request.path)
+            return web.Response(status=429, headers={"Retry-After": odd})
+        return None
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=throttle).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    assert throttled, "the odd Retry-After was answered"
+    [result] = report.results
+    assert result.status is Outcome.COMPLETED, result.reason
+
+
+# --- 16. JSON nested past what a parser recurses into ----------------------------------------
+
+NESTED = b"[" * 100_000 + b"]" * 100_000
+"""Valid JSON, nested deeper than Python's json module recurses: a RecursionError, not a
+ValueError, unless it is caught as one."""
+
+
+@asynccontextmanager
+async def nesting() -> AsyncIterator[str]:
+    """A server whose every listing is nested past any parser's depth."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.path.endswith("/repositoryContainer"):
+            return web.json_response({"id": "REPOSITORY_CONTAINER_ID", "name": "container"})
+        return web.Response(body=NESTED, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("command", [["repositories", "--json"], ["scans", "some-app"]], ids=str)
+def test_a_listing_nested_past_any_depth_is_a_server_error_not_a_crash(
+    command: list[str],
+) -> None:
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(nesting()) as url,
+    ):
+        result = invoke(*command, "--server-url", url, env={})
+    assert result.exit_code == 3, result.output
+    assert "not JSON" in result.output
+    assert "internal error" not in result.output
+
+
+# --- 17. a secret echoed where the report keeps it as a key -----------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_secret_echoed_in_firewall_rows_never_reaches_the_report_or_its_renderings(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
+    """The firewall summary counts rows by policy name and keeps each quarantined row's
+    coordinates: both are keys of the report's mappings, and are scrubbed as its values are."""
+    password = ODD_PASSWORD
+    forms_of = every_form(password)
+    async with simulator_factory(password=password) as sim:
+
+        def echo(request: web.Request, upstream: Upstream) -> Upstream:
+            if not request.path.endswith("/results/details") or upstream.status != 200:
+                return upstream
+            document = json.loads(upstream.body)
+            for row in document["repositoryResultsDetails"]:
+                row["policyName"] = f"{password} {forms_of['Basic pair']}"
+                identifier = row["componentIdentifier"]
+                identifier["coordinates"] = {
+                    password: forms_of["JSON"],
+                    **identifier["coordinates"],
+                }
+                row["quarantineTime"] = row.get("quarantineTime") or 1_700_000_000_000
+            return replace(upstream, body=json.dumps(document).encode())
+
+        text = manifest(entry(scanned(sim, 1), "{from: build, to: build}"))
+        text += "repositoryResults: {pageSize: 50, quarantinedLimit: 5}\n"
+        outputs = RenderOutputs(
+            junit=tmp_path / "r.xml",
+            markdown=tmp_path / "r.md",
+            metrics=tmp_path / "r.prom",
+            html=tmp_path / "r.html",
+        )
+        async with Front(sim.base_url, after=echo).serving() as front:
+            config = config_for(
+                sim, text, password=password, report_path=tmp_path / "r.json", outputs=outputs
+            )
+            assert config.client is not None
+            config = replace(config, client=replace(config.client, base_url=front.url))
+            SCRUBBER.add(password, username="admin")
+            with anyio.fail_after(LIMIT):
+                report = await run(config)
+    assert report.firewall is not None, report.firewall_error
+    written = files_under(tmp_path) | {"the returned report": report.to_json().encode()}
+    for name, data in written.items():
+        for form, value in forms_of.items():
+            assert value.encode() not in data, f"{form} form of the password in {name}"
+    assert "***" in json.dumps(report.firewall.by_policy), "the rows were echoed into"
+
+
+# --- 18. what the listing commands print -----------------------------------------------------
+
+
+@asynccontextmanager
+async def echoing_listings(said: str) -> AsyncIterator[str]:
+    """A server that names everything it lists ``said``: the container, a manager and its
+    repository, an application, and a report's trigger and scan id."""
+    answers: dict[str, object] = {
+        "/api/v2/firewall/repositoryContainer": {"id": "c", "name": said},
+        "/api/v2/firewall/repositoryManagers": {
+            "repositoryManagers": [{"id": "m1", "name": said, "productName": said}]
+        },
+        "/api/v2/firewall/repositories/configuration/m1": {
+            "repositories": [{"repositoryId": "r1", "publicId": said, "format": said}]
+        },
+        "/api/v2/applications": {"applications": [{"id": "a1", "publicId": "app", "name": said}]},
+        "/api/v2/reports/applications/a1/history": {
+            "reports": [
+                {
+                    "applicationId": "a1",
+                    "stage": "build",
+                    "scanId": said,
+                    "scanTriggerType": said,
+                    "reportHtmlUrl": "ui/links/application/app/report/1",
+                }
+            ]
+        },
+    }
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(answers[request.path])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    "command", [["repositories", "--json"], ["scans", "app", "--json"]], ids=str
+)
+def test_what_the_listing_commands_print_holds_no_secret_a_server_echoed(
+    command: list[str],
+) -> None:
+    forms_of = every_form(ODD_PASSWORD)
+    said = f"{ODD_PASSWORD} {forms_of['Basic pair']}"
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(echoing_listings(said)) as url,
+    ):
+        result = invoke(*command, "--server-url", url, env={"IQ_PASSWORD": ODD_PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert "***" in result.stdout
+    for form, value in forms_of.items():
+        assert value not in result.output, f"{form} form of the password printed"
+
+
+# --- 19. a report's policy data that pages on and on -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_policy_data_that_pages_on_and_on_is_bounded_by_the_promotion_timeout(
+    simulator: Simulator,
+) -> None:
+    """Each page brings one component and says there are 10,000, each a little late: within
+    every bound a request has, but reading them all would hold the run's end for hours."""
+    pages: list[str] = []
+
+    async def paging(request: web.Request) -> web.StreamResponse | None:
+        if not request.path.endswith("/policy"):
+            return None
+        pages.append(request.query.get("page", ""))
+        await anyio.sleep(0.05)
+        component = {"hash": f"{len(pages):040x}", "violations": []}
+        return web.json_response(
+            {"components": [component], "page": len(pages), "pageCount": 10_000}
+        )
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=paging).serving() as front:
+        config = config_for(simulator, text, promotion_timeout=2.0, fetch_results=True)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    [result] = report.results
+    assert result.status is Outcome.COMPLETED, result.reason
+    assert pages, "the policy data was asked for"
+    assert result.violations is None
+    assert "not read within 2 s" in (result.violations_unchecked or "")
+
+
+# --- 20. a link that leaves the context path once a front server decodes it -------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "link", ["/iq%2F..%2Fother/steal", "..%2Fother/steal", "/iq/..%5Cother/steal"], ids=str
+)
+async def test_a_link_whose_encoded_dot_segments_leave_the_context_path_is_never_followed(
+    simulator: Simulator, link: str
+) -> None:
+    def send_elsewhere(request: web.BaseRequest, upstream: Upstream) -> Upstream:
+        if request.raw_path.endswith("/promoteScan") and upstream.status == 200:
+            return replace(upstream, body=json.dumps({"statusUrl": link}).encode())
+        return upstream
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with SharedHost(simulator.base_url, send_elsewhere).serving() as shared:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=shared.url + "iq/"))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    assert shared.elsewhere == [], "nothing, and no credentials, went beside IQ"
+    [result] = report.results
+    assert result.status is Outcome.ERROR
+    assert "another host or outside" in (result.reason or "")
+
+
+# --- 21. an internal error that quotes a secret ----------------------------------------------
+
+BOTH_QUOTES = "Zorblax'7\"secret"
+"""A password with both quote characters: repr() escapes one of them, a form nobody registers."""
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_an_internal_error_that_quotes_the_password_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    import orchestrator.cli.scans as scans_command
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError(f"a bug that quotes {BOTH_QUOTES}")
+
+    monkeypatch.setattr(scans_command, "list_scans", broken)
+    result = invoke(
+        "scans",
+        "app",
+        "--server-url",
+        "http://127.0.0.1:9/",
+        "--log-format",
+        fmt,
+        env={"IQ_PASSWORD": BOTH_QUOTES},
+    )
+    assert result.exit_code == 70, result.output
+    assert "internal.error" in result.output
+    assert "a bug that quotes ***" in result.output
+    assert "Zorblax" not in result.output

@@ -37,6 +37,7 @@ from orchestrator.iq.client import IqClient
 from orchestrator.iq.firewall_models import ApiChoice, Generation, OwnerType
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.runner.connection import client_settings
+from orchestrator.secrets import SCRUBBER
 
 log = structlog.get_logger("orchestrator.firewall")
 
@@ -296,7 +297,8 @@ def repositories(
             async with IqClient(settings) as client:
                 return await read_inventory(client)
 
-        inventory = anyio.run(read)
+        # Printed, and often kept in a file: no secret a server echoed in a name reaches it.
+        inventory = SCRUBBER.scrub_model(anyio.run(read))
         show_listing(as_json, inventory.to_document, lambda: inventory_table(inventory))
         return 0
 

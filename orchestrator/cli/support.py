@@ -61,7 +61,9 @@ def guarded(action: Callable[[], int]) -> NoReturn:
             first = errors[0]
             assert isinstance(first, IqPromoteError)
             sys.exit(first.exit_code)
-        log.exception("internal.error", error=SCRUBBER.scrub(repr(exc)))
+        # Not repr(exc): it escapes a quote in the message, and a secret so escaped is a form
+        # the scrubber does not know.
+        log.exception("internal.error", error=SCRUBBER.scrub(f"{type(exc).__name__}: {exc}"))
         click.echo("iq-promote: internal error (a bug): see the log above", err=True)
         sys.exit(ExitCode.INTERNAL)
     sys.exit(code)

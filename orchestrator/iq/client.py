@@ -374,6 +374,11 @@ def _json(answer: Any, what: str) -> Any:
         return json.loads(answer.body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ServerError(f"unexpected answer from {what}: not JSON ({exc})") from None
+    except RecursionError:
+        # Valid JSON nested deeper than the parser recurses: not a listing, and not a crash.
+        raise ServerError(
+            f"unexpected answer from {what}: not JSON a listing has (nested too deeply)"
+        ) from None
 
 
 def _valid_rows(rows: object, model: type[ModelT], kind: str) -> list[ModelT]:

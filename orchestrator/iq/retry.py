@@ -193,7 +193,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII only: str.isdigit also takes superscripts ("\u00b2"), which float cannot read.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)

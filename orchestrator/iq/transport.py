@@ -17,6 +17,7 @@ request crosses.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import secrets
 import ssl
@@ -270,9 +271,24 @@ class Transport:
         settings = self.settings
         if not settings.verify_tls:
             return False
-        context = ssl.create_default_context(cafile=settings.ca_bundle)
+        # A file that is missing or holds no certificate is the user's to mend, before anything
+        # is sent: a usage error naming it, not an internal one.
+        try:
+            context = ssl.create_default_context(cafile=settings.ca_bundle)
+        except (ssl.SSLError, OSError) as exc:
+            raise UsageError(
+                f"the CA bundle {settings.ca_bundle} cannot be used ({_tls_reason(exc)}): give a "
+                "PEM file of the certificate authorities to trust"
+            ) from None
         if settings.client_cert:
-            context.load_cert_chain(settings.client_cert, settings.client_key)
+            try:
+                context.load_cert_chain(settings.client_cert, settings.client_key)
+            except (ssl.SSLError, OSError) as exc:
+                key = f" with the key {settings.client_key}" if settings.client_key else ""
+                raise UsageError(
+                    f"the client certificate {settings.client_cert}{key} cannot be used "
+                    f"({_tls_reason(exc)}): give PEM files of the certificate and its key"
+                ) from None
         return context
 
     # --- the origin boundary -----------------------------------------------------------------
@@ -293,7 +309,7 @@ class Transport:
             raise ForeignUrlError(
                 "the server answered a URL that cannot be read; nothing was sent there"
             ) from None
-        if not same_origin or not joined.path.startswith(self.base_url.path):
+        if not same_origin or not _under(joined.path, self.base_url.path):
             port = f":{joined.explicit_port}" if joined.explicit_port else ""
             shown = f"{joined.scheme}://{joined.host or ''}{port}{joined.path}"
             raise ForeignUrlError(
@@ -413,6 +429,22 @@ class Transport:
                 )
             return Answer(status, body, 1)
         raise ServerError(f"more than {MAX_REDIRECTS} redirects answered {request.what}")
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or "not PEM"
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def _under(path: str, context: str) -> bool:
+    """Whether the decoded ``path`` is under the ``context`` path (which ends in ``/``), also
+    as a front server that decodes a path before it resolves its dot segments sees it (nginx
+    does; IIS also takes a backslash for a slash). yarl resolves plain dot segments, but one
+    spelled with an encoded separator (``..%2F``, ``%2F..``, ``..%5C``) stays in the path
+    and would lead such a server outside the context path."""
+    resolved = posixpath.normpath(path.replace("\\", "/"))
+    return path.startswith(context) and (resolved.rstrip("/") + "/").startswith(context)
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:

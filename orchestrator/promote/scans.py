@@ -10,6 +10,7 @@ from orchestrator.errors import UsageError
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import Stage
 from orchestrator.iq.report_models import ReportInfo
+from orchestrator.secrets import SCRUBBER
 
 __all__ = ["Scan", "ScanListing", "list_scans"]
 
@@ -75,17 +76,20 @@ async def list_scans(
         )
     app = found[0]
     history = await client.report_history(app.id, stage=stage, limit=limit)
-    return ScanListing(public_id, app.id, stage, tuple(_scan(client, r) for r in history))
+    scans = tuple(_scan(client, r) for r in history)
+    return ScanListing(public_id, SCRUBBER.scrub(app.id), stage, scans)
 
 
 def _scan(client: IqClient, report: ReportInfo) -> Scan:
+    """One report as listed; what the server said is scrubbed, since the listing is printed
+    (and often kept in a file): a server that echoes a request must not put a secret there."""
     html = report.report_html_url
     return Scan(
-        scan_id=report.scan_id,
-        stage=report.stage,
+        scan_id=SCRUBBER.scrub(report.scan_id),
+        stage=SCRUBBER.scrub(report.stage),
         evaluation_date=report.evaluation_date,
         is_reevaluation=report.is_reevaluation,
         is_for_monitoring=report.is_for_monitoring,
-        scan_trigger_type=report.scan_trigger_type,
-        report_html_url=client.absolute(html) if html else None,
+        scan_trigger_type=SCRUBBER.scrub(report.scan_trigger_type),
+        report_html_url=SCRUBBER.scrub(client.absolute(html)) if html else None,
     )

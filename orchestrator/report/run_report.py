@@ -177,13 +177,16 @@ def write_report(report: RunReport, path: Path, *, private: bool = False) -> Non
 def load_report(path: Path) -> RunReport:
     """Read a report written by :func:`write_report`, with a clear error when it is not one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read report {path}: {exc.strerror}") from exc
     try:
-        return RunReport.model_validate(json.loads(text))
-    except (json.JSONDecodeError, ValidationError) as exc:
+        return RunReport.model_validate(json.loads(data.decode("utf-8")))
+    except (ValueError, ValidationError) as exc:
+        # ValueError: also bytes that are not UTF-8 (a damaged disk's).
         raise UsageError(f"{path} is not an iq-promote report: {exc}") from exc
+    except RecursionError:
+        raise UsageError(f"{path} is not an iq-promote report: nested too deeply") from None
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float | None:

@@ -122,7 +122,9 @@ async def execute(config: RunConfig, settings: ClientSettings, context: RunConte
             scan_files_kept=retention,
             listeners=tuple(listeners),
             prior=resume.prior if resume else {},
-            after_completion=_ViolationReader(client, config.wants_results),
+            after_completion=_ViolationReader(
+                client, config.wants_results, config.promotion_timeout
+            ),
             hints=context.hints,
         )
         scheduler = Scheduler(plan, client, schedule, control)
@@ -148,6 +150,9 @@ class _ViolationReader:
 
     client: IqClient
     always: bool | None
+    timeout: float = defaults.PROMOTION_TIMEOUT
+    """Seconds the reading may take: a server whose policy data pages on and on (each page
+    within every bound a request has) must not hold the run's end."""
 
     async def __call__(self, step: Step, result: PromotionResult) -> PromotionResult:
         transition = step.transition
@@ -161,11 +166,15 @@ class _ViolationReader:
                 update={"violations_unchecked": "the server gave no report data link"}
             )
         try:
-            data = await self.client.policy_report(result.report_data_url)
+            with anyio.move_on_after(self.timeout):
+                data = await self.client.policy_report(result.report_data_url)
+                return result.model_copy(update={"violations": count_violations(data)})
         except ServerError as exc:
             log.warning("report_policy.unavailable", publicId=result.public_id, error=str(exc))
             return result.model_copy(update={"violations_unchecked": str(exc)})
-        return result.model_copy(update={"violations": count_violations(data)})
+        unread = f"the report's policy data was not read within {self.timeout:g} s"
+        log.warning("report_policy.unavailable", publicId=result.public_id, error=unread)
+        return result.model_copy(update={"violations_unchecked": unread})
 
 
 def _learned_schedule(manifest: Manifest, journal: Journal | None) -> LearnedSchedule:

@@ -113,6 +113,7 @@ def resolve(request: RunRequest) -> RunConfig:
     inputs = {"the manifest": request.manifest} | (
         {"--baseline": request.baseline} if request.baseline else {}
     )
+    inputs |= _tls_files(request, manifest)
     check_output_paths(
         request.outputs,
         inputs,
@@ -155,6 +156,19 @@ def resolve(request: RunRequest) -> RunConfig:
         progress=request.progress,
         webhook=_webhook(request, manifest, env),
     )
+
+
+def _tls_files(request: RunRequest, manifest: Manifest) -> dict[str, Path]:
+    """The certificate files the run reads, as inputs no output may overwrite: a report
+    written over the CA bundle or the client key would break every later night's TLS."""
+    server = manifest.server
+    named = {
+        "--ca-bundle": request.ca_bundle,
+        "server.caBundle": server.ca_bundle if server else None,
+        "server.clientCert": server.client_cert if server else None,
+        "server.clientKey": server.client_key if server else None,
+    }
+    return {name: Path(path) for name, path in named.items() if path is not None}
 
 
 WEBHOOK_SECRET_VARIABLE = "IQ_WEBHOOK_SECRET"  # noqa: S105 - the name, not the secret
