@@ -9,7 +9,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
+from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner, Result
+from frontends import serving
 from rich.console import Console
 
 from orchestrator.cli.main import main
@@ -116,3 +119,44 @@ def test_the_table_shows_each_report_as_plain_text() -> None:
     empty = Console(record=True, width=160)
     empty.print(scans_table(ScanListing("web-portal", "internal-id", None, ())))
     assert "no reports" in empty.export_text()
+
+
+def test_a_report_link_off_the_server_is_left_out_and_the_rest_listed() -> None:
+    history = {
+        "reports": [
+            {
+                "applicationId": "a1",
+                "stage": "build",
+                "scanId": "s2",
+                "reportHtmlUrl": "https://elsewhere.example/r/2",
+            },
+            {
+                "applicationId": "a1",
+                "stage": "build",
+                "scanId": "s1",
+                "reportHtmlUrl": "ui/links/application/app/report/1",
+            },
+        ]
+    }
+    answers: dict[str, object] = {
+        "/api/v2/applications": {"applications": [{"id": "a1", "publicId": "app", "name": "App"}]},
+        "/api/v2/reports/applications/a1/history": history,
+    }
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(answers[request.path])
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    env = {"IQ_SERVER_URL": None, "IQ_USERNAME": "admin", "IQ_PASSWORD": "admin123"}
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(serving(app)) as url,
+    ):
+        result = CliRunner().invoke(main, ["scans", "app", "--json", "--server-url", url], env=env)
+    listing = invoke_json(result)
+    links = {r["scanId"]: r["reportHtmlUrl"] for r in listing["reports"]}
+    assert links["s2"] is None
+    assert links["s1"] == f"{url}ui/links/application/app/report/1"
+    assert "scans.link_left_out" in result.stderr
+    assert "elsewhere.example" in result.stderr, "the warning says which host"

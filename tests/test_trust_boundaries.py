@@ -10,6 +10,7 @@ import html
 import io
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -414,6 +415,23 @@ async def test_an_echoing_server_leaves_no_secret_in_anything_written(
     assert "***-api" not in logged
 
 
+def test_a_status_url_that_echoes_a_secret_is_journalled_scrubbed(tmp_path: Path) -> None:
+    """A run killed while it polls leaves only the row of the submission: the status URL the
+    server gave, with the password it echoed, is written scrubbed there too."""
+    password = "journal-echo-secret"
+    SCRUBBER.add(password, username="admin")
+    with Journal(tmp_path) as journal:
+        journal.begin(str(tmp_path / "m.yaml"), "digest", datetime.now(UTC))
+        key = (0, 0, "payments-api")
+        journal.intent(key)
+        journal.submitted(key, f"api/v2/evaluation/applications/x/status/1?echo={password}", 1)
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        [(url,)] = db.execute("SELECT status_url FROM steps").fetchall()
+    assert url == "api/v2/evaluation/applications/x/status/1?echo=***"
+    for name, data in files_under(tmp_path).items():
+        assert password.encode() not in data, name
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("kept", [12, 20, 27])
 @pytest.mark.parametrize("echoed", ["pair", "password"])
@@ -716,6 +734,34 @@ async def test_a_retry_after_past_the_requests_deadline_ends_it_at_once(
     assert front.seen.count(("POST", front.seen[-1][1])) == 1, "not retried past the deadline"
 
 
+@pytest.mark.anyio
+async def test_an_answer_that_never_comes_ends_its_request_at_the_deadline(
+    simulator: Simulator,
+) -> None:
+    """The status answer is held far past the deadline (the read timeout is longer still):
+    the request ends at the deadline, its attempt under way included, and that promotion is
+    an ERROR saying so; the run ends long before the answer would have come."""
+
+    async def hold(request: web.Request) -> web.StreamResponse | None:
+        if "/status/" in request.path:
+            await anyio.sleep(4)  # four times the deadline; the server's cleanup waits for it
+        return None
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=hold).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        client = replace(
+            config.client, base_url=front.url, retry=RetryPolicy(deadline=1.0), read_timeout=LIMIT
+        )
+        with anyio.fail_after(LIMIT / 2):
+            report = await run(replace(config, client=client))
+    [result] = report.results
+    assert result.status is Outcome.ERROR
+    assert result.reason is not None
+    assert "took more than 1 s" in result.reason
+
+
 def test_retry_after_is_bounded_and_the_deadline_holds() -> None:
     policy = RetryPolicy(max_retry_after=120.0)
     delay = policy.next_delay(1, Failure(429, retry_after=1_000_000))
@@ -963,6 +1009,38 @@ async def test_policy_data_that_pages_on_and_on_is_bounded_by_the_promotion_time
     assert pages, "the policy data was asked for"
     assert result.violations is None
     assert "not read within 2 s" in (result.violations_unchecked or "")
+
+
+@pytest.mark.anyio
+async def test_a_firewall_that_pages_on_and_on_is_bounded_by_the_promotion_timeout(
+    simulator: Simulator,
+) -> None:
+    """Every page of Repository Results is new and says another follows, each a little late:
+    the summary at the run's end stops at the promotion timeout, saying why, and the run's
+    promotions and report stand."""
+    pages: list[int] = []
+
+    async def paging(request: web.Request) -> web.StreamResponse | None:
+        if not request.path.endswith("/results/details"):
+            return None
+        pages.append((await request.json())["page"])
+        await anyio.sleep(0.05)
+        row = {**ROW, "hash": f"{len(pages):020x}"}
+        return web.json_response({"repositoryResultsDetails": [row], "hasNextPage": True})
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    text += "repositoryResults: {pageSize: 1}\n"
+    async with Front(simulator.base_url, before=paging).serving() as front:
+        config = config_for(simulator, text, promotion_timeout=2.0)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    [result] = report.results
+    assert result.status is Outcome.COMPLETED, result.reason
+    assert len(pages) > 5, "the pages were walked"
+    assert report.firewall is None
+    assert "not read within 2 s" in (report.firewall_error or "")
 
 
 # --- 20. a link that leaves the context path once a front server decodes it -------------------

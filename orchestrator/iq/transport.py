@@ -330,17 +330,29 @@ class Transport:
             raise RuntimeError("the client is used outside 'async with'")
         target = self.target(request.url)
         policy = self.settings.retry
-        started = time.monotonic()
         attempts = 0
         # What the retry policy counts: not the attempts sent while the server was known to be
         # away (the circuit breaker's probes); how long to wait that out is the breaker's call.
         counted = 0
+        # Seconds of attempts and of waits between them: what the policy's deadline bounds,
+        # the attempt under way (its redirects and timeouts) included.
+        spent = 0.0
         while True:
             await self._gate.before_attempt(retry=attempts > 0)
             attempts += 1
             counted += 1
             self.stats.count(request.kind, retry=attempts > 1)
-            failure = await self._attempt(request, target)
+            began = time.monotonic()
+            with anyio.move_on_after(policy.deadline - spent) as bound:
+                failure = await self._attempt(request, target)
+            took = time.monotonic() - began
+            spent += took
+            if bound.cancelled_caught:
+                raise ServerError(
+                    f"IQ Server took more than {policy.deadline:g} s to {request.what} "
+                    f"({attempts} attempt{'s' if attempts > 1 else ''}, waits included); it was "
+                    "not asked again"
+                )
             if isinstance(failure, Answer):
                 self._gate.on_success()
                 self._answered = True
@@ -356,9 +368,10 @@ class Transport:
                 raise error
             if self._gate.waiting_out(meaning):
                 counted -= 1
+                spent -= took
                 continue
             delay = policy.next_delay(counted, failure, request.method)
-            if delay is not None and time.monotonic() - started + delay > policy.deadline:
+            if delay is not None and spent + delay > policy.deadline:
                 delay = None
             if delay is None:
                 raise _give_up(failure, request, attempts, self.base_url)
@@ -372,6 +385,7 @@ class Transport:
                 delay=round(delay, 3),
             )
             await anyio.sleep(delay)
+            spent += delay
 
     def _headers(self, *, changes: bool) -> dict[str, str]:
         """The credentials go with each request, not the session: as a session header,

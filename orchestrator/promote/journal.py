@@ -283,6 +283,10 @@ class Journal:
         )
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:
+        """The status URL is the server's, written as scrubbed as the final row: a killed run
+        leaves only this row, and a server that echoed a secret into the URL must not leave it
+        in the journal (a resume then finds that one promotion by the report history)."""
+        status_url = SCRUBBER.scrub(status_url)
         self._write(
             "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
             "attempts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) "

@@ -6,13 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.errors import UsageError
+import structlog
+
+from orchestrator.errors import ForeignUrlError, UsageError
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import Stage
 from orchestrator.iq.report_models import ReportInfo
 from orchestrator.secrets import SCRUBBER
 
 __all__ = ["Scan", "ScanListing", "list_scans"]
+
+log = structlog.get_logger("orchestrator.promote")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,5 +95,15 @@ def _scan(client: IqClient, report: ReportInfo) -> Scan:
         is_reevaluation=report.is_reevaluation,
         is_for_monitoring=report.is_for_monitoring,
         scan_trigger_type=SCRUBBER.scrub(report.scan_trigger_type),
-        report_html_url=SCRUBBER.scrub(client.absolute(html)) if html else None,
+        report_html_url=_link(client, html, report.scan_id) if html else None,
     )
+
+
+def _link(client: IqClient, html: str, scan_id: str | None) -> str | None:
+    """The report's page, absolute; a link off the server is left out of the listing (with
+    a warning), not shown for someone to open, and the rest of the listing stands."""
+    try:
+        return str(SCRUBBER.scrub(client.absolute(html)))
+    except ForeignUrlError as exc:
+        log.warning("scans.link_left_out", scanId=SCRUBBER.scrub(scan_id), error=str(exc))
+        return None

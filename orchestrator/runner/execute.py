@@ -21,6 +21,7 @@ from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import PurgeScanFiles
 from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest
+from orchestrator.manifest.repository_results import RepositoryResultsSection
 from orchestrator.promote.adaptive_concurrency import AdaptiveLimit
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, step_key
@@ -131,12 +132,28 @@ async def execute(config: RunConfig, settings: ClientSettings, context: RunConte
         executed = Executed(await scheduler.run(order), server_url)
         section = config.manifest.repository_results
         if section is not None and not control.stopping:
-            try:
-                executed.firewall = await summarize(client, section)
-            except IqPromoteError as exc:
-                log.warning("repository_results.unavailable", error=str(exc))
-                executed.firewall_error = str(exc)
+            executed.firewall, executed.firewall_error = await _firewall(
+                client, section, config.promotion_timeout
+            )
         return executed
+
+
+async def _firewall(
+    client: IqClient, section: RepositoryResultsSection, seconds: float
+) -> tuple[FirewallSummary | None, str | None]:
+    """The firewall's summary, or why there is none. Its pages are bounded by the promotion
+    timeout as a report's policy data is: a server that answers each page in time but never
+    runs out of them must not hold the run's end (and its report) for the night."""
+    error: str | None = None
+    with anyio.move_on_after(seconds) as bound:
+        try:
+            return await summarize(client, section), None
+        except IqPromoteError as exc:
+            error = str(exc)
+    if bound.cancelled_caught:
+        error = f"the firewall's Repository Results were not read within {seconds:g} s"
+    log.warning("repository_results.unavailable", error=error)
+    return None, error
 
 
 @dataclass(frozen=True, slots=True)
