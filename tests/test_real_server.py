@@ -18,10 +18,12 @@ from aiohttp import web
 from frontends import ForwardProxy, Front, Upstream
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
+from yarl import URL
 
 from orchestrator.errors import ExitCode, ForbiddenError
 from orchestrator.iq import client as iq_client
 from orchestrator.iq.models import PurgeScanFiles, Stage
+from orchestrator.iq.transport import environment_proxy
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.report.results import Outcome
 from orchestrator.report.violations import count_violations
@@ -423,3 +425,34 @@ async def test_an_html_page_with_200_is_retried_and_said_to_be_html(simulator: S
     retries = events(logs, "http.retry")
     assert retries
     assert all("HTML page" in r["error"] for r in retries)
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"HTTPS_PROXY": "http://proxy.corp:3128"}, ("http://proxy.corp:3128", None)),
+        (
+            {"HTTPS_PROXY": "http://ann:s3cret-pass@proxy.corp:3128"},
+            ("http://proxy.corp:3128", ("ann", "s3cret-pass")),
+        ),
+        ({"HTTP_PROXY": "http://proxy.corp:3128"}, (None, None)),
+        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": "iq.example.com"}, (None, None)),
+        ({"HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".example.com"}, (None, None)),
+        ({}, (None, None)),
+    ],
+)
+def test_the_proxy_from_the_environment_is_read_once_for_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    expected: tuple[str | None, tuple[str, str] | None],
+) -> None:
+    """HTTPS_PROXY for an https server (HTTP_PROXY would be for http), unless NO_PROXY names
+    it; the proxy's credentials travel as proxy authentication, not in its URL."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    proxy, auth = environment_proxy(URL("https://iq.example.com/iq/"))
+    assert (str(proxy) if proxy else None) == expected[0]
+    assert ((auth.login, auth.password) if auth else None) == expected[1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -152,6 +153,20 @@ class Request:
     """Its answer is JSON: an HTML page (a proxy's, a login page) is a retryable failure."""
 
 
+def environment_proxy(base_url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy ``HTTP(S)_PROXY`` names for the server, unless ``NO_PROXY`` exempts it, and
+    its credentials. Looked up once for the session, since every request goes to the one
+    origin: aiohttp's ``trust_env`` would look it up (and ``.netrc``) in a thread for every
+    request, which cost more CPU than the request itself."""
+    if base_url.host is None or urllib.request.proxy_bypass(base_url.host):
+        return None, None
+    named = urllib.request.getproxies().get(base_url.scheme)
+    if not named:
+        return None, None
+    proxy = URL(named)
+    return proxy.with_user(None), aiohttp.BasicAuth.from_url(proxy)
+
+
 class _TooLarge(Exception):  # noqa: N818 - raised and caught inside this module only
     pass
 
@@ -171,6 +186,12 @@ class Transport:
         connector = aiohttp.TCPConnector(
             limit=self.settings.max_connections, ssl=self._ssl(), enable_cleanup_closed=True
         )
+        proxy: URL | None = None
+        proxy_auth: aiohttp.BasicAuth | None = None
+        if self.settings.proxy is not None:
+            proxy = URL(self.settings.proxy)
+        else:
+            proxy, proxy_auth = environment_proxy(self.base_url)
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={
@@ -184,8 +205,8 @@ class Transport:
                 sock_read=self.settings.read_timeout,
             ),
             raise_for_status=False,
-            trust_env=self.settings.proxy is None,
-            proxy=self.settings.proxy,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
         )
         return self
 
