@@ -21,6 +21,7 @@ from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
 from frontends import Front, Upstream
+from sample_reports import sample_report
 from structlog.testing import capture_logs
 from test_runner import config_for, entry, manifest
 
@@ -255,6 +256,24 @@ def test_the_scrubber_replaces_whole_secrets_and_keeps_ordinary_words() -> None:
     assert quoted.scrub('{"p": "pa\\"ss wo&rd<1>"}') == '{"p": "***"}'  # as JSON writes it
     assert quoted.scrub("pa&quot;ss wo&amp;rd&lt;1&gt;") == "***"  # as HTML writes it
     assert quoted.scrub("pa%22ss%20wo%26rd%3C1%3E") == "***"  # as a URL carries it
+
+
+def test_a_scrubbed_report_is_copied_only_where_a_secret_was() -> None:
+    """A large report holding no secret is not rebuilt (its memory would double at the end
+    of a night); one holding some is scrubbed in every nested string it holds."""
+    scrubber = SecretScrubber(["correct-horse-battery"])
+    report = sample_report(size=20)
+    assert scrubber.scrub_model(report) is report
+    echoed = report.results[3].model_copy(update={"reason": "rejected correct-horse-battery"})
+    leaky = report.model_copy(
+        update={"results": [*report.results[:3], echoed, *report.results[4:]]}
+    )
+    scrubbed = scrubber.scrub_model(leaky)
+    assert scrubbed.results[3].reason == "rejected ***"
+    assert scrubbed.results[3].status is echoed.status
+    assert all(a is b for a, b in zip(scrubbed.results[4:], leaky.results[4:], strict=True))
+    assert "correct-horse-battery" not in scrubbed.to_json()
+    assert leaky.results[3].reason == "rejected correct-horse-battery", "the original is kept"
 
 
 @pytest.mark.anyio
