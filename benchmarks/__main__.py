@@ -72,14 +72,15 @@ def main(
         ids = public_ids(workload.apps)
         manifest = write_manifest(work / "nightly.yaml", workload, ids)
         for seed in seeds:
-            for measured in _seed(workload, seed, manifest, ids, work / f"seed-{seed}", repeats):
+            where = work / f"seed-{seed}"
+            for measured in seed_runs(workload, seed, manifest, ids, where, repeats):
                 runs.append(measured)
                 _progress(measured)
     results = Results(workload, now(), machine(), command(), runs)
     write_results(output_dir, name, results.to_json(), results.markdown())
 
 
-def _seed(
+def seed_runs(
     workload: Workload, seed: int, manifest: Path, ids: list[str], work: Path, repeats: int
 ) -> Iterator[Measurement]:
     """Every variant on one seed's portfolio. The simulator draws each night's noise in

@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks.clients import ClientRun
+from benchmarks.__main__ import seed_runs
+from benchmarks.clients import ClientRun, write_manifest
 from benchmarks.measure import Results, Setting, measure, zero_delay_makespan
 from benchmarks.model import Webhooks, harness_portfolio, simulate_night
 from benchmarks.simulator import Evaluation, ServerView
@@ -182,3 +184,28 @@ def test_the_model_replays_the_harness_portfolio_in_manifest_order() -> None:
     assert times == harness_portfolio(workload, 7), "seeded as the harness seeds the simulator"
     assert times != harness_portfolio(workload, 8), "each seed another portfolio"
     assert 1.6 < statistics.median(times.values()) < 2.5, "lognormal around a median of 2 s"
+
+
+def test_a_tiny_workload_runs_every_kind_of_variant_end_to_end(tmp_path: Path) -> None:
+    """The harness itself, in a few seconds: a script, iq-promote's two nights and the
+    webhook, each against the simulator in its own process, every promotion completed and
+    measured. No timing is asserted: only that what is measured adds up."""
+    tiny = Workload(
+        "tiny",
+        apps=6,
+        workers=3,
+        concurrency=3,
+        eval_time=0.05,
+        seeds=(1,),
+        variants=("fixed-0.5s", "night-1", "night-2", "webhook-10"),
+    )
+    ids = public_ids(tiny.apps)
+    manifest = write_manifest(tmp_path / "nightly.yaml", tiny, ids)
+    runs = list(seed_runs(tiny, 1, manifest, ids, tmp_path / "seed-1", repeats=1))
+    assert [m.variant for m in runs] == ["night-1", "night-2", "fixed-0.5s", "webhook-10"]
+    for m in runs:
+        assert m.completed == m.evaluations == m.promotions == tiny.apps, m.variant
+        assert m.makespan >= m.lower_bound > 0, m.variant
+        assert m.zero_delay >= m.lower_bound, m.variant
+        assert m.requests_per_promotion >= 2.0, m.variant
+    assert runs[-1].detected_by_webhook > 0, "deliveries reached the run's listener"
