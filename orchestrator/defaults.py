@@ -38,7 +38,7 @@ WEBHOOK_SPREAD = 0.8
 """While IQ's webhook deliveries arrive, backstop polls come this many times further apart,
 divided by the square root of the share of deliveries lost: 2.5 times at a tenth lost."""
 
-WEBHOOK_MAX_STRETCH = 4.0
+WEBHOOK_MAX_STRETCH = 2.3
 """...but at most this many times: the stretch a few lucky deliveries could earn otherwise."""
 
 WEBHOOK_MAX_GAP = 60.0

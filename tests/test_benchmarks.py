@@ -113,19 +113,19 @@ def test_results_take_each_seeds_median_then_the_median_over_seeds() -> None:
             server([5.0], requests=6, polls=4),
         )
         for v in workload.variants
-        for seed, times in ((201, (10.0, 12.0, 20.0)), (202, (5.0, 5.0, 5.0)), (203, (30.0,)))
+        for seed, times in ((206, (10.0, 12.0, 20.0)), (207, (5.0, 5.0, 5.0)), (208, (30.0,)))
         for t in times
     ]
     results = Results(workload, "today", "here", "python -m benchmarks", runs)
-    assert results.per_seed("night-1", 201)["ratio"] == pytest.approx(12.0 / 5.0)
+    assert results.per_seed("night-1", 206)["ratio"] == pytest.approx(12.0 / 5.0)
     assert results.medians("night-1")["ratio"] == pytest.approx(12.0 / 5.0)
     assert results.medians("night-1")["detection_delay_median"] == pytest.approx(0.5)
     document = results.to_json()
     assert list(document["medians"]) == list(workload.variants)  # type: ignore[call-overload]
-    assert document["seeds"]["heldOut"] == [201, 202, 203]  # type: ignore[index]
+    assert document["seeds"]["heldOut"] == [206, 207, 208]  # type: ignore[index]
     assert len(document["runs"]) == len(runs)  # type: ignore[arg-type]
     table = results.markdown()
-    assert "| 201 | 2.400 at 3.00 |" in table
+    assert "| 206 | 2.400 at 3.00 |" in table
     assert "**not met**" in table, "2.4 times the lower bound misses every target"
 
 

@@ -68,7 +68,9 @@ def test_the_fewer_deliveries_are_lost_the_further_apart_polls_come() -> None:
     assert policy.stretch(0.01) > policy.stretch(0.1) > policy.stretch(0.3)
     assert policy.stretch(1.0) == 1.0, "with every delivery lost, polls come as planned"
     assert policy.stretch(1e-6) == 10.0, "a few lucky deliveries earn no more than the ceiling"
-    assert WebhookBackstop(spread=2.0).stretch(0.5) == pytest.approx(2 / math.sqrt(0.5))
+    assert WebhookBackstop(spread=2.0, max_stretch=4.0).stretch(0.5) == pytest.approx(
+        2 / math.sqrt(0.5)
+    )
 
 
 def test_the_share_lost_starts_from_the_prior_and_follows_what_is_seen() -> None:
@@ -80,7 +82,7 @@ def test_the_share_lost_starts_from_the_prior_and_follows_what_is_seen() -> None
 
 
 def test_when_webhooks_stop_the_next_poll_is_the_plan_itself() -> None:
-    policy = WebhookBackstop(spread=2.0, max_gap=30.0)
+    policy = WebhookBackstop(spread=2.0, max_stretch=4.0, max_gap=30.0)
     stretched = policy.spaced(policy.spaced(START, 5.0, lost=0.25), 10.0, lost=0.25)
     assert stretched.at == 40.0
     assert policy.spaced(stretched, 12.0, lost=None) == Spacing(12.0, 12.0)

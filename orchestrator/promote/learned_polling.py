@@ -158,7 +158,7 @@ class LearnedSchedule:
     since submission than the one before (up to ``cap`` between polls)."""
     warmup: int = 10
     """Evaluations to see before their times are trusted, when there is no history."""
-    patience: float = 0.048
+    patience: float = 0.06
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
