@@ -1,87 +1,155 @@
-"""``python -m benchmarks --workload standard|quick|scale``: run, then write results/<name>.json
-and results/<name>.md."""
+"""``python -m benchmarks --workload standard|queue|heavy|quick|scale``: run, then write
+results/<name>.json and results/<name>.md."""
 
 from __future__ import annotations
 
 import json
-import platform
+import socket
 import tempfile
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from benchmarks.clients import run_iq_promote, run_script, write_manifest
-from benchmarks.manifest_load import manifest_load_seconds
-from benchmarks.measure import Measurement, Results, measure
-from benchmarks.simulator import SimulatorProcess, simulator_process
+from benchmarks.measure import Measurement, Results, Setting, measure
+from benchmarks.output import command, machine, now, write_results
+from benchmarks.simulator import WebhookFeed, simulator_process
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
 RESULTS = Path(__file__).parent / "results"
+WEBHOOK_SECRET = "benchmark-webhook-secret"  # noqa: S105 - the harness's own, on loopback
+LOSSES = {"webhook-0": 0.0, "webhook-10": 0.1}
+"""The share of deliveries the simulator loses, per webhook variant."""
 
 
 @click.command()
-@click.option("--workload", "name", type=click.Choice(sorted(WORKLOADS)), default="standard")
-@click.option("--repeats", type=click.IntRange(min=1), help="Override the workload's repeats.")
+@click.option(
+    "--workload",
+    "name",
+    type=click.Choice([*sorted(WORKLOADS), "scale"]),
+    default="standard",
+    show_default=True,
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs of each variant per seed.",
+)
+@click.option("--seeds", "only", help="Comma-separated seeds instead of the workload's.")
+@click.option("--variants", help="Comma-separated variants instead of all the workload's.")
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), default=RESULTS)
-def main(name: str, repeats: int | None, output_dir: Path) -> None:
-    """Run every variant of a workload against the simulator in its own process."""
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep every run's reports, logs and state here [default: a temporary directory].",
+)
+def main(
+    name: str,
+    repeats: int,
+    only: str | None,
+    variants: str | None,
+    output_dir: Path,
+    keep: Path | None,
+) -> None:
+    """Run every variant of a workload on each of its seeds, against the simulator in its own
+    process, and write what they came to."""
+    if name == "scale":
+        from benchmarks.scale import run_scale
+
+        run_scale(output_dir, repeats)
+        return
     workload = WORKLOADS[name]
+    if variants:
+        workload = replace(workload, variants=tuple(variants.split(",")))
+    seeds = [int(s) for s in only.split(",")] if only else list(workload.seeds)
     runs: list[Measurement] = []
-    load_seconds = None
-    with tempfile.TemporaryDirectory(prefix="iq-promote-bench-") as scratch:
-        work = Path(scratch)
-        if name == "scale":
-            load_seconds = manifest_load_seconds(work, workload.apps)
-            click.echo(f"manifest of {workload.apps} applications: {load_seconds:.3f} s")
-        ids = public_ids(workload)
+    with _scratch(keep) as work:
+        ids = public_ids(workload.apps)
         manifest = write_manifest(work / "nightly.yaml", workload, ids)
-        with simulator_process(workload, manifest) as server:
-            for repeat in range(repeats or workload.repeats):
-                runs.extend(_repetition(server, workload, manifest, ids, work / f"r{repeat}"))
-    results = Results(
-        workload=workload,
-        date=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine=f"{platform.system()} {platform.machine()}, Python {platform.python_version()}",
-        runs=runs,
-        manifest_load_seconds=load_seconds,
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.json").write_text(json.dumps(results.to_json(), indent=2) + "\n")
-    table = results.markdown()
-    (output_dir / f"{name}.md").write_text(table)
-    click.echo(table)
+        for seed in seeds:
+            where = work / f"seed-{seed}"
+            for measured in seed_runs(workload, seed, manifest, ids, where, repeats):
+                runs.append(measured)
+                _progress(measured)
+    results = Results(workload, now(), machine(), command(), runs)
+    write_results(output_dir, name, results.to_json(), results.markdown())
 
 
-def _repetition(
-    server: SimulatorProcess,
-    workload: Workload,
-    manifest: Path,
-    ids: list[str],
-    work: Path,
-) -> list[Measurement]:
-    """Every variant once; the second night uses the state the first one left."""
+def seed_runs(
+    workload: Workload, seed: int, manifest: Path, ids: list[str], work: Path, repeats: int
+) -> Iterator[Measurement]:
+    """Every variant on one seed's portfolio. The simulator draws each night's noise in
+    sequence, so the nights come first: the first night, with and without webhooks, meets
+    the same evaluation times in each repetition."""
     work.mkdir(parents=True)
     ids_file = work / "public-ids.json"
     ids_file.write_text(json.dumps(ids))
-    measured = []
-    for variant in workload.variants:
-        server.reset()
-        if variant.startswith("night-"):
-            report = work / f"{variant}.json"
-            client = run_iq_promote(server.base_url, manifest, work / "state", report)
-        else:
-            interval = float(variant.removeprefix("fixed-").removesuffix("s"))
-            out = work / f"{variant}.json"
-            client = run_script(server.base_url, interval, workload.concurrency, ids_file, out)
-        result = measure(variant, len(ids), workload.workers, client, server.view())
-        click.echo(
-            f"{variant}: {result.ratio:.3f}x lower bound, "
-            f"{result.requests_per_promotion:.2f} requests per promotion",
-            err=True,
-        )
-        measured.append(result)
-    return measured
+    plain = [v for v in workload.variants if v not in LOSSES]
+    plain.sort(key=lambda v: not v.startswith("night-"))
+    with simulator_process(workload, manifest, seed) as server:
+        for repeat in range(repeats):
+            for variant in plain:
+                server.reset()
+                run = work / f"r{repeat}"
+                run.mkdir(parents=True, exist_ok=True)
+                if variant.startswith("night-"):
+                    report = run / f"{variant}.json"
+                    client = run_iq_promote(server.base_url, manifest, run / "state", report)
+                else:
+                    interval = float(variant.removeprefix("fixed-").removesuffix("s"))
+                    out = run / f"{variant}.json"
+                    client = run_script(
+                        server.base_url, interval, workload.concurrency, ids_file, out
+                    )
+                yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
+    for variant in (v for v in workload.variants if v in LOSSES):
+        port = _free_port()
+        feed = WebhookFeed(f"http://127.0.0.1:{port}/", WEBHOOK_SECRET, LOSSES[variant])
+        with simulator_process(workload, manifest, seed, feed) as server:
+            for repeat in range(repeats):
+                server.reset()
+                run = work / f"{variant}-r{repeat}"
+                run.mkdir(parents=True)
+                client = run_iq_promote(
+                    server.base_url,
+                    manifest,
+                    run / "state",
+                    run / "report.json",
+                    webhook=(f"127.0.0.1:{port}", WEBHOOK_SECRET),
+                )
+                yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
+
+
+@contextmanager
+def _scratch(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="iq-promote-bench-") as scratch:
+        yield Path(scratch)
+
+
+def _progress(m: Measurement) -> None:
+    click.echo(
+        f"seed {m.seed} {m.variant}: {m.ratio:.3f} x lower bound, {m.zero_delay_ratio:.3f} x "
+        f"zero-delay, {m.requests_per_promotion:.2f} requests per promotion, "
+        f"{m.cpu_ms_per_promotion:.2f} ms CPU",
+        err=True,
+    )
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on now, for the run's webhook listener."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +27,10 @@ class ClientRun:
     detected: dict[str, float]
     """statusId -> wall-clock time the client saw the evaluation finish."""
     exit_code: int
+    started_wall: float = 0.0
+    """When the run started, on the wall clock: its makespan counts from here."""
+    detected_by: dict[str, int] = field(default_factory=dict)
+    """How many completions each way of detecting found (poll, webhook, history)."""
 
 
 def write_manifest(path: Path, workload: Workload, public_ids: list[str]) -> Path:
@@ -39,8 +44,17 @@ def write_manifest(path: Path, workload: Workload, public_ids: list[str]) -> Pat
     return path
 
 
-def run_iq_promote(base_url: str, manifest: Path, state_dir: Path, report: Path) -> ClientRun:
-    """``iq-promote run`` as a user starts it from cron."""
+def run_iq_promote(
+    base_url: str,
+    manifest: Path,
+    state_dir: Path,
+    report: Path,
+    webhook: tuple[str, str] | None = None,
+    *,
+    dry_run: bool = False,
+) -> ClientRun:
+    """``iq-promote run`` as a user starts it from cron; with ``webhook`` (HOST:PORT and the
+    secret), listening for IQ's webhook there; or a dry run, which only plans."""
     command = [
         sys.executable,
         "-m",
@@ -55,14 +69,28 @@ def run_iq_promote(base_url: str, manifest: Path, state_dir: Path, report: Path)
         "--quiet",
     ]
     env = os.environ | {"IQ_USERNAME": USERNAME, "IQ_PASSWORD": PASSWORD}
+    if dry_run:
+        command.append("--dry-run")
+    if webhook is not None:
+        listen, secret = webhook
+        command.append(f"--webhook-listen={listen}")
+        env["IQ_WEBHOOK_SECRET"] = secret
     code, cpu, rss = _measured(command, env, report.with_suffix(".log"))
     data = json.loads(report.read_text(encoding="utf-8"))
+    completed = [r for r in data["results"] if r["status"] == "COMPLETED"]
     detected = {
         r["statusUrl"].rsplit("/", 1)[-1]: datetime.fromisoformat(r["finishedAt"]).timestamp()
-        for r in data["results"]
-        if r["status"] == "COMPLETED"
+        for r in completed
     }
-    return ClientRun(data["durationSeconds"], cpu, rss, detected, code)
+    return ClientRun(
+        makespan=data["durationSeconds"],
+        cpu_seconds=cpu,
+        peak_rss_mib=rss,
+        detected=detected,
+        exit_code=code,
+        started_wall=datetime.fromisoformat(data["startedAt"]).timestamp(),
+        detected_by=dict(Counter(str(r.get("detectedBy")) for r in completed)),
+    )
 
 
 def run_script(
@@ -81,12 +109,22 @@ def run_script(
     ]
     code, cpu, rss = _measured(command, dict(os.environ), out.with_suffix(".log"))
     data = json.loads(out.read_text(encoding="utf-8"))
-    return ClientRun(data["makespan"], cpu, rss, data["detected"], code)
+    return ClientRun(
+        makespan=data["makespan"],
+        cpu_seconds=cpu,
+        peak_rss_mib=rss,
+        detected=data["detected"],
+        exit_code=code,
+        started_wall=data["startedWall"],
+        detected_by={"poll": len(data["detected"])},
+    )
 
 
 def _measured(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float]:
     """Run to the end, its stderr to ``log``; the exit code, CPU seconds (user + system) and
-    peak RSS in MiB."""
+    peak RSS in MiB. Python may keep compiled bytecode, as an installed tool does: a client
+    compiling its sources anew every run would measure the compiler."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with log.open("w") as stderr:
         process = subprocess.Popen(command, env=env, stderr=stderr)  # noqa: S603 - ours
         _, status, usage = os.wait4(process.pid, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +31,8 @@ class Evaluation:
     status_id: str
     seconds: float
     finished_wall: float
+    enqueued_wall: float = 0.0
+    """When the promotion was accepted: the evaluations in this order are the run's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,17 @@ class ServerView:
     requests: dict[str, dict[str, int]]
     evaluations: list[Evaluation]
     max_running: int
+    webhooks_lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookFeed:
+    """Where the simulator delivers IQ's webhook, signed with ``secret``, ``loss`` of the
+    deliveries never sent."""
+
+    url: str
+    secret: str = field(repr=False)
+    loss: float
 
 
 class SimulatorProcess:
@@ -64,6 +78,7 @@ class SimulatorProcess:
                 status_id=record["status_id"],
                 seconds=record["finished_at"] - record["started_at"],
                 finished_wall=started_wall + record["finished_at"],
+                enqueued_wall=started_wall + record["enqueued_at"],
             )
             for record in stats["evaluations"]
         ]
@@ -72,6 +87,7 @@ class SimulatorProcess:
             requests=stats["requests"],
             evaluations=evaluations,
             max_running=stats["maxRunning"],
+            webhooks_lost=stats["webhooksLost"],
         )
 
     def _call(self, method: str, path: str, *, auth: bool = False) -> Any:
@@ -84,9 +100,12 @@ class SimulatorProcess:
 
 
 @contextmanager
-def simulator_process(workload: Workload, manifest: Path) -> Iterator[SimulatorProcess]:
+def simulator_process(
+    workload: Workload, manifest: Path, seed: int, webhook: WebhookFeed | None = None
+) -> Iterator[SimulatorProcess]:
     """Start the simulator on a free loopback port, serving exactly the applications the
-    manifest names (each with a scan at every stage), and stop it afterwards, whatever happens."""
+    manifest names (each with a scan at every stage) and delivering IQ's webhook to
+    ``webhook`` if given, and stop it afterwards, whatever happens."""
     command = [
         sys.executable,
         "-m",
@@ -96,15 +115,19 @@ def simulator_process(workload: Workload, manifest: Path) -> Iterator[SimulatorP
         "--port=0",
         "--apps=0",
         f"--manifest={manifest}",
-        f"--seed={workload.seed}",
+        f"--seed={seed}",
         f"--workers={workload.workers}",
         f"--eval-time={workload.eval_time}",
         f"--eval-sigma={workload.eval_sigma}",
         f"--eval-noise={workload.eval_noise}",
     ]
+    env = dict(os.environ)
+    if webhook is not None:
+        command += [f"--webhook-url={webhook.url}", f"--webhook-loss={webhook.loss}"]
+        env["IQ_SIM_WEBHOOK_SECRET"] = webhook.secret
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below, after the process
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command, stderr=log, stdout=subprocess.DEVNULL, text=True
+        command, stderr=log, stdout=subprocess.DEVNULL, text=True, env=env
     )
     try:
         yield SimulatorProcess(process, _announced_url(process, log))

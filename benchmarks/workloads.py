@@ -1,11 +1,33 @@
-"""The workloads the benchmark runs: portfolio size, server workers, evaluation times, variants."""
+"""The workloads the benchmark runs: portfolio size, server workers, evaluation times, seeds,
+variants.
+
+Each seed is another portfolio drawn the same way (the simulator's seed decides every
+application's evaluation time and the order of the nights' noise). The polling constants were
+tuned on :data:`TUNING_SEEDS`, in the model (``python -m benchmarks.model``) and with the
+harness; the harness reports on :data:`HELD_OUT_SEEDS`, which no tuning looked at.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+TUNING_SEEDS = (7, *range(1, 31))
+"""Portfolios the constants were tuned on: 7, the standard workload's portfolio before any
+seed was held out, and 1 to 30 in the model."""
+
+HELD_OUT_SEEDS = (206, 207, 208, 209, 210)
+"""Portfolios the figures are reported on, looked at only once the constants were chosen."""
+
+SEEN_SEEDS = (201, 202, 203, 204, 205)
+"""Held out once, and reported on; the first night's patience and the webhook backstop's
+stretch were changed (in the model, on the tuning seeds) after their figures were seen, so
+they are held out no longer."""
+
 IQ_PROMOTE_NIGHTS = ("night-1", "night-2")
 """iq-promote with a fresh state directory, then again with what the first night kept."""
+
+WEBHOOKS = ("webhook-0", "webhook-10")
+"""iq-promote's first night with IQ's webhook, none or a tenth of the deliveries lost."""
 
 SCRIPTS = ("fixed-0.5s", "fixed-2s")
 """What users script today: a semaphore, one publicId look-up per application, fixed polling."""
@@ -13,7 +35,7 @@ SCRIPTS = ("fixed-0.5s", "fixed-2s")
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """One benchmark setting; the simulator's ``seed`` makes the portfolio the same every time."""
+    """One benchmark setting; the simulator's seed makes each portfolio the same every time."""
 
     name: str
     apps: int
@@ -22,13 +44,15 @@ class Workload:
     eval_time: float
     eval_sigma: float = 0.5
     eval_noise: float = 0.15
-    seed: int = 7
-    repeats: int = 5
-    """Each repetition is another pair of nights (the simulator draws the night-to-night noise
-    in sequence), and one pair varies by about 0.01 in makespan ratio: the median of five is
-    steadier than the margin to the targets."""
-    variants: tuple[str, ...] = IQ_PROMOTE_NIGHTS + SCRIPTS
+    seeds: tuple[int, ...] = HELD_OUT_SEEDS
+    """One simulator per seed, each serving every variant."""
+    variants: tuple[str, ...] = SCRIPTS + IQ_PROMOTE_NIGHTS + WEBHOOKS
     description: str = ""
+
+    @property
+    def seed(self) -> int:
+        """The first portfolio: the one a single-seed tool (the model's replay) looks at."""
+        return self.seeds[0]
 
 
 WORKLOADS = {
@@ -44,29 +68,39 @@ WORKLOADS = {
             "times lognormal (median 2 s, sigma 0.5), about 15% noise from night to night",
         ),
         Workload(
+            "queue",
+            apps=200,
+            workers=10,
+            concurrency=20,
+            eval_time=2.0,
+            variants=("fixed-0.5s", *IQ_PROMOTE_NIGHTS, "webhook-10"),
+            description="the standard portfolio on 10 server workers at concurrency 20: "
+            "a queue forms on the server",
+        ),
+        Workload(
+            "heavy",
+            apps=200,
+            workers=20,
+            concurrency=20,
+            eval_time=2.0,
+            eval_sigma=1.0,
+            variants=("fixed-0.5s", *IQ_PROMOTE_NIGHTS, "webhook-10"),
+            description="the standard shape with a heavier tail: evaluation times lognormal "
+            "with sigma 1.0 (median 2 s)",
+        ),
+        Workload(
             "quick",
             apps=60,
             workers=10,
             concurrency=10,
             eval_time=0.5,
-            repeats=1,
+            seeds=(1,),
             description="a smoke run of the harness: 60 applications, 10 workers, median 0.5 s",
-        ),
-        Workload(
-            "scale",
-            apps=20_000,
-            workers=500,
-            concurrency=500,
-            eval_time=2.0,
-            repeats=1,
-            variants=IQ_PROMOTE_NIGHTS,
-            description="20,000 applications, 500 server workers, concurrency 500, "
-            "median 2 s: client CPU and memory at scale",
         ),
     )
 }
 
 
-def public_ids(workload: Workload) -> list[str]:
-    """The applications a workload's manifest names, in manifest order."""
-    return [f"bench-app-{i:05d}" for i in range(workload.apps)]
+def public_ids(apps: int) -> list[str]:
+    """The applications a manifest of ``apps`` names, in manifest order."""
+    return [f"bench-app-{i:05d}" for i in range(apps)]

@@ -34,11 +34,24 @@ READ_TIMEOUT = 60.0
 PROGRESS_INTERVAL = 30.0
 """Seconds between ``run.progress`` events when not on a terminal."""
 
-WEBHOOK_STRETCH = 6.0
-"""While IQ's webhook deliveries arrive, backstop polls come this many times further apart."""
+WEBHOOK_SPREAD = 0.8
+"""While IQ's webhook deliveries arrive, backstop polls come this many times further apart,
+divided by the square root of the share of deliveries lost: 2.5 times at a tenth lost."""
+
+WEBHOOK_MAX_STRETCH = 2.3
+"""...but at most this many times: the stretch a few lucky deliveries could earn otherwise."""
 
 WEBHOOK_MAX_GAP = 60.0
 """...but never more than this many seconds apart: the most a lost delivery costs a poll."""
+
+WEBHOOK_PRIOR_LOSS = 0.1
+WEBHOOK_PRIOR_WEIGHT = 20.0
+"""Before the run has seen deliveries, it counts this many completions, a tenth of them
+unannounced: tonight's deliveries outweigh them after a few dozen completions."""
+
+WEBHOOK_WINDOW = 200
+"""The latest completions the share of deliveries lost is counted over. Should deliveries stop
+coming, each completion a poll finds counts: by half of these, polls come about as planned."""
 
 WEBHOOK_FRESH_FOR = 600.0
 """Seconds after the last delivery a status confirmed that webhooks still count as arriving."""

@@ -112,22 +112,44 @@ class SecretScrubber:
         return value
 
     def scrub_model(self, model: ModelT) -> ModelT:
-        """A copy of ``model`` with every string in it scrubbed: what is written of a report,
-        a result or a journal row never holds a secret a server (or proxy) echoed back."""
+        """``model`` with every string in it scrubbed: what is written of a report, a result
+        or a journal row never holds a secret a server (or proxy) echoed back. Only what holds
+        a secret is copied: a report of 100,000 results is not rebuilt to find none."""
         if self._pattern is None:
             return model
-        data = model.model_dump(mode="python", by_alias=False)
-        return type(model).model_validate(self._scrub_values(data))
+        scrubbed: ModelT = self._scrub_values(model)
+        return scrubbed
 
     def _scrub_values(self, value: Any) -> Any:
-        """Like :meth:`scrub`, but keeps every value's place: a model's fields are not log
-        fields. Keys are scrubbed too, since a mapping's keys may come from the server (the
-        firewall summary counts rows by policy name, and keeps rows' coordinates)."""
+        """Like :meth:`scrub`, but through models too, keeping every value's place (a model's
+        fields are not log fields), and returning ``value`` itself when nothing in it changed.
+        Keys are scrubbed too, since a mapping's keys may come from the server (the firewall
+        summary counts rows by policy name, and keeps rows' coordinates)."""
+        if isinstance(value, str):
+            if self._pattern is None or self._pattern.search(value) is None:
+                return value
+            return self._pattern.sub(REDACTED, value)
+        if isinstance(value, BaseModel):
+            update = {}
+            for name in type(value).model_fields:
+                item = getattr(value, name)
+                if (scrubbed := self._scrub_values(item)) is not item:
+                    update[name] = scrubbed
+            return value.model_copy(update=update) if update else value
         if isinstance(value, dict):
-            return {self.scrub(k): self._scrub_values(v) for k, v in value.items()}
+            items = {self._scrub_values(k): self._scrub_values(v) for k, v in value.items()}
+            unchanged = len(items) == len(value) and all(
+                k in items and items[k] is v for k, v in value.items()
+            )
+            return value if unchanged else items
         if isinstance(value, list | tuple):
-            return type(value)(self._scrub_values(v) for v in value)
-        return self.scrub(value)
+            parts = [self._scrub_values(v) for v in value]
+            return (
+                value
+                if all(a is b for a, b in zip(parts, value, strict=True))
+                else type(value)(parts)
+            )
+        return value
 
     def _scrub_item(self, key: object, value: Any) -> Any:
         if isinstance(key, str) and key.lower() in SENSITIVE_KEYS:

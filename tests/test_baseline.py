@@ -142,6 +142,20 @@ def test_report_with_baseline_survives_a_round_trip(tmp_path: Path) -> None:
     assert '"newCritical": [' in path.read_text(encoding="utf-8")
 
 
+def test_a_report_written_a_result_at_a_time_is_the_whole_document(tmp_path: Path) -> None:
+    """The report is streamed to disk, one result at a time, as the same text the whole
+    document serializes to, with results or without, with a baseline's own lists inside."""
+    for report in (
+        sample_report(),
+        sample_report(size=2, with_baseline=False),
+        sample_report(size=2).model_copy(update={"results": []}),
+    ):
+        whole = report.model_dump_json(by_alias=True, indent=2) + "\n"
+        assert report.to_json() == whole
+        write_report(report, tmp_path / "run.json")
+        assert (tmp_path / "run.json").read_text(encoding="utf-8") == whole
+
+
 def test_report_without_baseline_still_loads() -> None:
     data = sample_report(with_baseline=False).model_dump(mode="json", by_alias=True)
     data.pop("baseline")

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import anyio
 import pytest
@@ -19,15 +20,17 @@ from orchestrator.iq.models import EvaluationState, PromoteScanRequest
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.promote.hints import START, HintBoard, Spacing, WebhookBackstop
+from orchestrator.promote.learned_polling import LearnedSchedule
 from orchestrator.promote.polling import BackoffSchedule, InFlight, follow
 from orchestrator.promote.webhooks import EvaluationEvent
 from orchestrator.report.results import Detection
-from orchestrator.simulator import Simulator
+from orchestrator.simulator import FaultConfig, Simulator
 
 SimulatorFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 NOW = datetime(2025, 3, 1, 2, 30, tzinfo=UTC)
 LATE_POLLS = BackoffSchedule(initial=600.0, factor=1.0, cap=600.0, jitter=0.0)
 """Polls so late that only a hint can end a follow in a test."""
+QUICK_POLLS = BackoffSchedule(initial=0.02, factor=1.5, cap=0.1)
 LIMIT = 20
 
 
@@ -41,44 +44,67 @@ def event(
 
 
 def test_without_webhooks_polls_come_as_the_strategy_plans_them() -> None:
-    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
+    policy = WebhookBackstop(spread=1.0, max_gap=30.0)
     spacing = START
     for planned in (1.0, 2.5, 4.0, 10.0):
-        spacing = policy.spaced(spacing, planned, live=False)
+        spacing = policy.spaced(spacing, planned, lost=None)
         assert spacing == Spacing(planned, planned)
 
 
 def test_while_webhooks_arrive_gaps_are_stretched_up_to_the_ceiling() -> None:
-    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
+    policy = WebhookBackstop(spread=1.0, max_stretch=10.0, max_gap=30.0)
     spacing = START
     sent = []
     for planned in (1.0, 2.0, 4.0, 14.0, 24.0):
-        spacing = policy.spaced(spacing, planned, live=True)
+        spacing = policy.spaced(spacing, planned, lost=1 / 16)
         sent.append(spacing.at)
-    assert sent == [4.0, 8.0, 16.0, 46.0, 76.0]
+    assert sent == [4.0, 8.0, 16.0, 46.0, 76.0], "four times apart, at most 30 s"
+
+
+def test_the_fewer_deliveries_are_lost_the_further_apart_polls_come() -> None:
+    policy = WebhookBackstop(spread=0.8, max_stretch=10.0)
+    assert policy.stretch(0.1) == pytest.approx(0.8 / math.sqrt(0.1))
+    assert policy.stretch(0.01) == pytest.approx(8.0)
+    assert policy.stretch(0.01) > policy.stretch(0.1) > policy.stretch(0.3)
+    assert policy.stretch(1.0) == 1.0, "with every delivery lost, polls come as planned"
+    assert policy.stretch(1e-6) == 10.0, "a few lucky deliveries earn no more than the ceiling"
+    assert WebhookBackstop(spread=2.0, max_stretch=4.0).stretch(0.5) == pytest.approx(
+        2 / math.sqrt(0.5)
+    )
+
+
+def test_the_share_lost_starts_from_the_prior_and_follows_what_is_seen() -> None:
+    policy = WebhookBackstop(prior_loss=0.2, prior_weight=5.0)
+    assert policy.lost(0, 0) == pytest.approx(0.2)
+    assert policy.lost(95, 0) == pytest.approx(1 / 100), "none lost: the prior's one in 100"
+    assert policy.lost(90, 10) == pytest.approx(11 / 105)
+    assert policy.lost(0, 100) == pytest.approx(101 / 105), "none arrive: nearly all lost"
 
 
 def test_when_webhooks_stop_the_next_poll_is_the_plan_itself() -> None:
-    policy = WebhookBackstop(stretch=4.0, max_gap=30.0)
-    stretched = policy.spaced(policy.spaced(START, 5.0, live=True), 10.0, live=True)
+    policy = WebhookBackstop(spread=2.0, max_stretch=4.0, max_gap=30.0)
+    stretched = policy.spaced(policy.spaced(START, 5.0, lost=0.25), 10.0, lost=0.25)
     assert stretched.at == 40.0
-    assert policy.spaced(stretched, 12.0, live=False) == Spacing(12.0, 12.0)
+    assert policy.spaced(stretched, 12.0, lost=None) == Spacing(12.0, 12.0)
 
 
 @given(
     gaps=st.lists(st.floats(min_value=0.001, max_value=500.0), min_size=1, max_size=40),
-    stretch=st.floats(min_value=1.0, max_value=50.0),
+    spread=st.floats(min_value=0.1, max_value=10.0),
+    lost=st.floats(min_value=1e-4, max_value=1.0),
     max_gap=st.floats(min_value=0.01, max_value=600.0),
 )
 def test_a_poll_is_never_earlier_than_planned_and_never_more_than_the_ceiling_apart(
-    gaps: list[float], stretch: float, max_gap: float
+    gaps: list[float], spread: float, lost: float, max_gap: float
 ) -> None:
-    policy = WebhookBackstop(stretch=stretch, max_gap=max_gap)
+    policy = WebhookBackstop(spread=spread, max_gap=max_gap)
+    stretch = policy.stretch(lost)
+    assert 1.0 <= stretch <= policy.max_stretch
     planned = list(itertools.accumulate(gaps))
     spacing = START
     for offset in planned:
         previous = spacing
-        spacing = policy.spaced(previous, offset, live=True)
+        spacing = policy.spaced(previous, offset, lost=lost)
         assert spacing.planned == offset
         assert spacing.at >= offset
         gap = spacing.at - previous.at
@@ -99,9 +125,19 @@ def test_webhooks_count_as_arriving_for_a_while_after_the_last_confirmed_one() -
 
 @pytest.mark.parametrize(
     "params",
-    [{"stretch": 0.5}, {"max_gap": 0.0}, {"fresh_for": 0.0}, {"clock_tolerance": -1.0}],
+    [
+        {"spread": 0.0},
+        {"max_stretch": 0.5},
+        {"max_gap": 0.0},
+        {"fresh_for": 0.0},
+        {"window": 0},
+        {"prior_loss": 0.0},
+        {"prior_loss": 1.5},
+        {"prior_weight": 0.0},
+        {"clock_tolerance": -1.0},
+    ],
 )
-def test_a_backstop_that_cannot_work_is_refused(params: dict[str, float]) -> None:
+def test_a_backstop_that_cannot_work_is_refused(params: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"webhook backstop|clock_tolerance"):
         WebhookBackstop(**params)
 
@@ -136,11 +172,44 @@ def test_a_confirmed_hint_makes_webhooks_live_for_the_board() -> None:
     async def check() -> None:
         board = HintBoard()
         assert not board.live()
+        assert board.lost() is None
         with board.watching("app-1", "build", NOW) as watch:
-            watch.confirmed()
+            watch.completed(heard=True)
         assert board.live()
+        assert board.lost() == pytest.approx(board.policy.lost(1, 0))
 
     anyio.run(check)
+
+
+def complete(board: HintBoard, *, heard: bool) -> None:
+    """A promotion watched, completed and over."""
+    with board.watching("app", "build", NOW) as watch:
+        watch.completed(heard=heard)
+
+
+def test_the_board_counts_completions_in_the_order_promotions_were_sent() -> None:
+    """A lost delivery is learned of late, when a poll finds the evaluation: a completion
+    is counted only once every promotion sent before it is over, so the ones heard at once
+    do not outnumber the lost ones found later."""
+    now = [0.0]
+    board = HintBoard(WebhookBackstop(window=10, fresh_for=60.0), clock=lambda: now[0])
+    complete(board, heard=False)
+    assert board.lost() is None, "found by a poll before any delivery: not counted"
+    with board.watching("app-1", "build", NOW) as first:
+        with board.watching("app-2", "build", NOW) as second:
+            second.completed(heard=True)
+        assert board.lost() == pytest.approx(board.policy.lost(0, 0)), "waits for the first"
+        first.completed(heard=False)
+    assert board.lost() == pytest.approx(board.policy.lost(1, 1))
+    for _ in range(12):
+        complete(board, heard=True)
+    assert board.lost() == pytest.approx(board.policy.lost(10, 0)), "only the latest ten"
+    now[0] = 61.0
+    assert board.lost() is None, "no delivery confirmed for too long: polling as planned"
+    complete(board, heard=False)
+    now[0] = 62.0
+    complete(board, heard=True)
+    assert board.lost() == pytest.approx(board.policy.lost(10, 0)), "while stale, not counted"
 
 
 # --- follow, woken by a hint ---------------------------------------------------------------
@@ -187,7 +256,57 @@ async def test_a_hint_of_a_finished_evaluation_ends_follow_with_one_status_reque
     assert status.report_html_url
     assert in_flight.polls == 1
     assert in_flight.detected_by is Detection.WEBHOOK
+    assert in_flight.evaluation_seconds == in_flight.final_at, "it ended just before the hint"
     assert board.live(), "a confirmed hint says webhooks arrive"
+    assert board.lost() == pytest.approx(board.policy.lost(1, 0))
+
+
+@pytest.mark.anyio
+async def test_a_learned_schedule_takes_a_confirmed_hint_as_the_end_of_the_evaluation(
+    simulator: Simulator,
+) -> None:
+    board = HintBoard()
+    schedule = LearnedSchedule(initial=600.0)
+    async with IqClient(settings_for(simulator.base_url)) as client:
+        app_id, in_flight = await submit(client, simulator)
+        with anyio.fail_after(LIMIT), board.watching(app_id, "release", NOW) as watch:
+            await until(lambda: simulator.stats.evaluations_completed > 0)
+            assert board.offer(event(app_id, "release", datetime.now(UTC)))
+            await follow(client, in_flight, schedule, "app", watch)
+    assert in_flight.final_at is not None
+    assert in_flight.estimate == in_flight.final_at, "not halfway from the submission"
+
+
+@pytest.mark.anyio
+async def test_a_completion_a_poll_finds_first_counts_as_a_lost_delivery(
+    simulator: Simulator,
+) -> None:
+    board = HintBoard(last_confirmed=anyio.current_time())
+    async with IqClient(settings_for(simulator.base_url)) as client:
+        app_id, in_flight = await submit(client, simulator)
+        with anyio.fail_after(LIMIT), board.watching(app_id, "release", NOW) as watch:
+            status = await follow(client, in_flight, QUICK_POLLS, "app", watch)
+    assert status.state is EvaluationState.COMPLETED
+    assert in_flight.detected_by is Detection.POLL
+    assert board.lost() == pytest.approx(board.policy.lost(0, 1))
+
+
+@pytest.mark.anyio
+async def test_a_failed_evaluation_says_nothing_of_the_deliveries(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """IQ sends its event for completed evaluations only: a FAILED one found by a poll is
+    no lost delivery."""
+    board = HintBoard(last_confirmed=anyio.current_time())
+    async with (
+        simulator_factory(faults=FaultConfig(failing_rate=1.0)) as sim,
+        IqClient(settings_for(sim.base_url)) as client,
+    ):
+        app_id, in_flight = await submit(client, sim)
+        with anyio.fail_after(LIMIT), board.watching(app_id, "release", NOW) as watch:
+            status = await follow(client, in_flight, QUICK_POLLS, "app", watch)
+    assert status.state is EvaluationState.FAILED
+    assert board.lost() == pytest.approx(board.policy.lost(0, 0))
 
 
 @pytest.mark.anyio

@@ -393,9 +393,24 @@ def test_past_the_median_no_wait_between_polls_exceeds_its_share_of_it() -> None
     observe_spread(schedule, seen)
     median = statistics.median(seen)
     offsets = take(schedule.offsets("slow-one"))
-    late = intervals([o for o in offsets if o >= median])[1:]
+    late = intervals([o for o in offsets if median <= o <= schedule.tail_from * median])[1:]
     assert max(late) <= schedule.tail_share * median + 0.05
     assert max(late) > schedule.tail_share * median / 2, "the share is what bounds the tail"
+
+
+def test_far_past_the_median_the_longest_wait_grows_with_the_time_run() -> None:
+    schedule = learned(tail_share=0.5, cap=1000.0)
+    seen = [1.0 + n / 10 for n in range(schedule.warmup + 10)]
+    observe_spread(schedule, seen)
+    median = statistics.median(seen)
+    offsets = take(schedule.offsets("very-slow-one"))
+    for before, after in itertools.pairwise(offsets):
+        if before >= schedule.tail_from * median:
+            share = schedule.tail_share * before / schedule.tail_from
+            assert after - before <= share * (1 + 1e-9) + 1e-9
+    far = [(a, b) for a, b in itertools.pairwise(offsets) if a >= 4 * schedule.tail_from * median]
+    assert far, "the offsets reach far into the tail"
+    assert all(b - a > 2 * schedule.tail_share * median for a, b in far), "not at the median's pace"
 
 
 def test_with_history_a_long_evaluation_is_not_polled_early_for_the_tail_share() -> None:

@@ -30,6 +30,7 @@ from frontends import Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
+from sample_reports import sample_report
 from test_runner import config_for, entry, manifest
 from yarl import URL
 
@@ -351,6 +352,24 @@ def every_form(password: str) -> dict[str, str]:
         "Basic pair in a URL": quote(pair, safe=""),
         "core": re.split(r"[^A-Za-z0-9]", password)[0],
     }
+
+
+def test_a_scrubbed_report_is_copied_only_where_a_secret_was() -> None:
+    """A large report holding no secret is not rebuilt (its memory would double at the end
+    of a night); one holding some is scrubbed in every nested string it holds."""
+    scrubber = SecretScrubber(["correct-horse-battery"])
+    report = sample_report(size=20)
+    assert scrubber.scrub_model(report) is report
+    echoed = report.results[3].model_copy(update={"reason": "rejected correct-horse-battery"})
+    leaky = report.model_copy(
+        update={"results": [*report.results[:3], echoed, *report.results[4:]]}
+    )
+    scrubbed = scrubber.scrub_model(leaky)
+    assert scrubbed.results[3].reason == "rejected ***"
+    assert scrubbed.results[3].status is echoed.status
+    assert all(a is b for a, b in zip(scrubbed.results[4:], leaky.results[4:], strict=True))
+    assert "correct-horse-battery" not in scrubbed.to_json()
+    assert leaky.results[3].reason == "rejected correct-horse-battery", "the original is kept"
 
 
 @pytest.mark.anyio

@@ -39,7 +39,7 @@ LIMIT = 25
 LATE_POLLS = BackoffSchedule(initial=600.0, factor=1.0, cap=600.0, jitter=0.0)
 """Polls that never come within a test: only a delivery can end a promotion in time."""
 QUICK_POLLS = BackoffSchedule(initial=0.05, factor=1.5, cap=0.3)
-QUICK_BACKSTOP = WebhookBackstop(stretch=4.0, max_gap=0.5)
+QUICK_BACKSTOP = WebhookBackstop(spread=1.0, max_gap=0.5)
 PROMOTE = "{from: build, to: stage-release}"
 
 

@@ -156,9 +156,9 @@ class LearnedSchedule:
     growth: float = 1.3
     """While nothing is known, or past what is known, each poll waits this many times longer
     since submission than the one before (up to ``cap`` between polls)."""
-    warmup: int = 20
+    warmup: int = 10
     """Evaluations to see before their times are trusted, when there is no history."""
-    patience: float = 0.04
+    patience: float = 0.06
     """How much waiting, as a share of the run's median evaluation time, each poll is meant
     to save; smaller polls more often. About ``patience`` times the median is then lost per
     poll, so waiting and requests stay in proportion."""
@@ -169,6 +169,10 @@ class LearnedSchedule:
     tail_share: float = 0.2
     """Once an evaluation runs past its expected time (from history, else the run's median),
     the longest wait between two polls, as a share of that time."""
+    tail_from: float = 2.0
+    """Past this many times its expected time, the longest wait is ``tail_share`` of the time
+    the evaluation has run divided by ``tail_from``: one that long seldom ends in the next
+    moment, and in a heavy tail, polled at a fixed pace, the long ones took most requests."""
     min_gap: float = 0.05
     window: int = 2000
     """How many of the latest observations the distributions keep."""
@@ -179,8 +183,8 @@ class LearnedSchedule:
     _typical_expected: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if min(self.patience, self.patience_with_history, self.tail_share) <= 0:
-            raise ValueError("patience and tail_share must be above 0")
+        if min(self.patience, self.patience_with_history, self.tail_share, self.tail_from) <= 0:
+            raise ValueError("patience, tail_share and tail_from must be above 0")
         if self.initial <= 0 or self.cap <= 0 or self.growth <= 1:
             raise ValueError("polling needs initial > 0, cap > 0 and growth > 1")
         self._times = _Sample(self.window)
@@ -220,14 +224,16 @@ class LearnedSchedule:
     def _longest_gap(self, expected: float | None, last: float) -> float:
         """``cap``, or less once an evaluation runs past its typical time (its own, from
         history, else the run's median): a late poll of a long evaluation is what most often
-        delays the end of a run."""
+        delays the end of a run. Far past it, the wait grows with the time run
+        (``tail_from``)."""
         if expected is None:
             if not self._warm():
                 return self.cap
             expected = self._times.median()
         if last < expected:
             return self.cap
-        return min(self.cap, max(self.min_gap, self.tail_share * expected))
+        scale = max(expected, last / self.tail_from)
+        return min(self.cap, max(self.min_gap, self.tail_share * scale))
 
     def _warm(self) -> bool:
         """Whether enough evaluations were seen to trust what their times say."""

@@ -18,7 +18,7 @@ import structlog
 
 from orchestrator import defaults
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.models import PromotionStatus
+from orchestrator.iq.models import EvaluationState, PromotionStatus
 from orchestrator.promote.hints import START, Spacing, Watch
 from orchestrator.report.results import Detection
 
@@ -93,11 +93,14 @@ class InFlight:
 
     @property
     def evaluation_seconds(self) -> float | None:
-        """The evaluation time: the strategy's estimate, else the midpoint of the bracket."""
+        """The evaluation time: the strategy's estimate, else the time of a confirmed hint
+        (which comes moments after the end), else the midpoint of the bracket."""
         if self.final_at is None:
             return None
         if self.estimate is not None:
             return self.estimate
+        if self.detected_by is Detection.WEBHOOK:
+            return self.final_at
         return (self.pending_until + self.final_at) / 2
 
 
@@ -112,7 +115,8 @@ async def follow(
 
     With a ``watch``, a webhook hint makes the status be asked at once; only that answer
     decides, and a hint it refutes leaves the planned poll where it was. While hints come,
-    the planned polls are spaced wider (:class:`~orchestrator.promote.hints.WebhookBackstop`).
+    the planned polls are spaced wider, the more so the fewer deliveries are lost
+    (:class:`~orchestrator.promote.hints.WebhookBackstop`).
     A status word this version does not know is not final: polling goes on (until the
     promotion's timeout), with one warning. Cancellation (a timeout, a stopped run) may land
     at any await; ``in_flight`` then still says how many polls were sent.
@@ -128,10 +132,15 @@ async def follow(
             in_flight.polls += 1
             if status.final:
                 in_flight.final_at = asked_at
-                in_flight.estimate = strategy.observe(public_id, in_flight.pending_until, asked_at)
+                # A confirmed hint came moments after the evaluation ended: a bracket that
+                # close says more than any estimate within a wider one.
+                ended_after = asked_at if hinted else in_flight.pending_until
+                in_flight.estimate = strategy.observe(public_id, ended_after, asked_at)
                 in_flight.detected_by = Detection.WEBHOOK if hinted else Detection.POLL
-                if hinted and watch is not None:
-                    watch.confirmed()
+                if watch is not None and status.state is EvaluationState.COMPLETED:
+                    # IQ's event is for completed evaluations only: a FAILED one says nothing
+                    # of the deliveries.
+                    watch.completed(heard=hinted)
                 return status
             in_flight.pending_until = asked_at
             if status.state is None and not warned:

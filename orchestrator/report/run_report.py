@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -16,13 +16,15 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from orchestrator.errors import UsageError
-from orchestrator.files import atomic_write_text
+from orchestrator.files import atomic_stream
 from orchestrator.report.baseline import BaselineComparison
 from orchestrator.report.firewall import FirewallSummary
 from orchestrator.report.gate import PolicyGate
 from orchestrator.report.results import Outcome, PromotionResult, ResultModel
 
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
+_EMPTY_RESULTS = '\n  "results": []'
+"""Where a report's results go in its JSON (a key of the document itself, two spaces in)."""
 
 
 class Summary(ResultModel):
@@ -161,7 +163,21 @@ class RunReport(ResultModel):
         }
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+        return "".join(self.json_chunks())
+
+    def json_chunks(self) -> Iterator[str]:
+        """:meth:`to_json` a result at a time: a report of 100,000 results is written without
+        being held whole as text as well."""
+        if not self.results:
+            yield self.model_dump_json(by_alias=True, indent=2) + "\n"
+            return
+        outline = self.model_copy(update={"results": []}).model_dump_json(by_alias=True, indent=2)
+        head, tail = outline.split(_EMPTY_RESULTS, 1)
+        yield head + '\n  "results": [\n'
+        for n, result in enumerate(self.results):
+            text = result.model_dump_json(by_alias=True, indent=2).replace("\n", "\n    ")
+            yield ("    " if n == 0 else ",\n    ") + text
+        yield "\n  ]" + tail + "\n"
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:
@@ -171,7 +187,8 @@ class RunReport(ResultModel):
 def write_report(report: RunReport, path: Path, *, private: bool = False) -> None:
     """Write the report atomically: readers see the previous report or this one, never half.
     Its mode follows the umask, unless it is ``private`` state (0600)."""
-    atomic_write_text(path, report.to_json(), private=private)
+    with atomic_stream(path, private=private) as handle:
+        handle.writelines(report.json_chunks())
 
 
 def load_report(path: Path) -> RunReport:
