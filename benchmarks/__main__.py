@@ -4,7 +4,6 @@ results/<name>.json and results/<name>.md."""
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +15,10 @@ import click
 from benchmarks.clients import run_iq_promote, run_script, write_manifest
 from benchmarks.measure import Measurement, Results, Setting, measure
 from benchmarks.output import command, machine, now, write_results
-from benchmarks.simulator import WebhookFeed, simulator_process
+from benchmarks.simulator import WEBHOOK_SECRET, WebhookFeed, free_port, simulator_process
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
 RESULTS = Path(__file__).parent / "results"
-WEBHOOK_SECRET = "benchmark-webhook-secret"  # noqa: S105 - the harness's own, on loopback
 LOSSES = {"webhook-0": 0.0, "webhook-10": 0.1}
 """The share of deliveries the simulator loses, per webhook variant."""
 
@@ -108,7 +106,7 @@ def seed_runs(
                     )
                 yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
     for variant in (v for v in workload.variants if v in LOSSES):
-        port = _free_port()
+        port = free_port()
         feed = WebhookFeed(f"http://127.0.0.1:{port}/", WEBHOOK_SECRET, LOSSES[variant])
         with simulator_process(workload, manifest, seed, feed) as server:
             for repeat in range(repeats):
@@ -142,14 +140,6 @@ def _progress(m: Measurement) -> None:
         f"{m.cpu_ms_per_promotion:.2f} ms CPU",
         err=True,
     )
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on now, for the run's webhook listener."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,17 @@ class ServerView:
     evaluations: list[Evaluation]
     max_running: int
     webhooks_lost: int = 0
+
+
+WEBHOOK_SECRET = "benchmark-webhook-secret"  # noqa: S105 - the harness's own, on loopback
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a run's webhook listener."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True, slots=True)
