@@ -15,7 +15,7 @@ import click
 from benchmarks.clients import run_iq_promote, run_script, write_manifest
 from benchmarks.measure import Measurement, Results, Setting, measure
 from benchmarks.output import command, machine, now, write_results
-from benchmarks.simulator import WEBHOOK_SECRET, WebhookFeed, free_port, simulator_process
+from benchmarks.simulator import simulator_process, webhook_simulator
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
 RESULTS = Path(__file__).parent / "results"
@@ -106,20 +106,13 @@ def seed_runs(
                     )
                 yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
     for variant in (v for v in workload.variants if v in LOSSES):
-        port = free_port()
-        feed = WebhookFeed(f"http://127.0.0.1:{port}/", WEBHOOK_SECRET, LOSSES[variant])
-        with simulator_process(workload, manifest, seed, feed) as server:
+        with webhook_simulator(workload, manifest, seed, LOSSES[variant]) as (server, hook):
             for repeat in range(repeats):
                 server.reset()
                 run = work / f"{variant}-r{repeat}"
                 run.mkdir(parents=True)
-                client = run_iq_promote(
-                    server.base_url,
-                    manifest,
-                    run / "state",
-                    run / "report.json",
-                    webhook=(f"127.0.0.1:{port}", WEBHOOK_SECRET),
-                )
+                state, report = run / "state", run / "report.json"
+                client = run_iq_promote(server.base_url, manifest, state, report, webhook=hook)
                 yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
 
 

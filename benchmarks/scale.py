@@ -20,13 +20,7 @@ import click
 from benchmarks.clients import ClientRun, run_iq_promote, write_manifest
 from benchmarks.measure import Setting, measure
 from benchmarks.output import command, machine, now, write_results
-from benchmarks.simulator import (
-    WEBHOOK_SECRET,
-    SimulatorProcess,
-    WebhookFeed,
-    free_port,
-    simulator_process,
-)
+from benchmarks.simulator import SimulatorProcess, simulator_process, webhook_simulator
 from benchmarks.workloads import HELD_OUT_SEEDS, Workload, public_ids
 
 SIZES = (1_000, 10_000, 100_000)
@@ -111,20 +105,13 @@ def _size(apps: int, work: Path, repeats: int) -> list[ScaleRun]:
                     server.base_url, manifest, state, report, dry_run=night == "dry-run"
                 )
                 runs.append(_measured(apps, night, repeat, workload, client, server))
-    port = free_port()
-    feed = WebhookFeed(f"http://127.0.0.1:{port}/", WEBHOOK_SECRET, 0.1)
-    with simulator_process(workload, manifest, workload.seed, feed) as server:
+    with webhook_simulator(workload, manifest, workload.seed, 0.1) as (server, hook):
         for repeat in range(repeats):
             server.reset()
             run = work / f"{WEBHOOK_NIGHT}-r{repeat}"
             run.mkdir(parents=True)
-            client = run_iq_promote(
-                server.base_url,
-                manifest,
-                run / "state",
-                run / "report.json",
-                webhook=(f"127.0.0.1:{port}", WEBHOOK_SECRET),
-            )
+            state, report = run / "state", run / "report.json"
+            client = run_iq_promote(server.base_url, manifest, state, report, webhook=hook)
             runs.append(_measured(apps, WEBHOOK_NIGHT, repeat, workload, client, server))
     return runs
 

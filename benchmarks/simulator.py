@@ -166,3 +166,15 @@ def _announced_url(process: subprocess.Popen[str], log: IO[str], timeout: float 
             raise RuntimeError(f"the simulator exited with {process.returncode}: {log.read()}")
         time.sleep(0.05)
     raise RuntimeError("the simulator did not start listening in time")
+
+
+@contextmanager
+def webhook_simulator(
+    workload: Workload, manifest: Path, seed: int, loss: float
+) -> Iterator[tuple[SimulatorProcess, tuple[str, str]]]:
+    """The simulator delivering IQ's webhook to a free loopback port, ``loss`` of the
+    deliveries lost; and what a run listens with there (HOST:PORT and the secret)."""
+    port = free_port()
+    feed = WebhookFeed(f"http://127.0.0.1:{port}/", WEBHOOK_SECRET, loss)
+    with simulator_process(workload, manifest, seed, feed) as server:
+        yield server, (f"127.0.0.1:{port}", WEBHOOK_SECRET)
