@@ -206,10 +206,7 @@ class SharedHost:
             ) as answer,
         ):
             upstream = Upstream(answer.status, await answer.read(), answer.content_type)
-        upstream = self.after(request, upstream)
-        return web.Response(
-            status=upstream.status, body=upstream.body, content_type=upstream.content_type
-        )
+        return self.after(request, upstream).response()
 
     @asynccontextmanager
     async def serving(self) -> AsyncIterator[SharedHost]:

@@ -169,6 +169,9 @@ class HintBoard:
     (sequence, heard)."""
     _recent: deque[bool] = field(init=False, repr=False)
     """The latest completions counted: whether a delivery announced each."""
+    _heard: int = field(default=0, init=False, repr=False)
+    """How many of ``_recent`` a delivery announced: asked at every poll planned, so kept
+    rather than counted again."""
 
     def __post_init__(self) -> None:
         self._recent = deque(maxlen=self.policy.window)
@@ -190,8 +193,7 @@ class HintBoard:
         not count as arriving."""
         if not self.live():
             return None
-        heard = sum(self._recent)
-        return self.policy.lost(heard, len(self._recent) - heard)
+        return self.policy.lost(self._heard, len(self._recent) - self._heard)
 
     @contextmanager
     def watching(self, application_id: str, stage: str, since: datetime) -> Iterator[Watch]:
@@ -215,7 +217,11 @@ class HintBoard:
         """Count the completions of promotions sent before any still open."""
         oldest = next(iter(self._open), None)
         while self._decided and (oldest is None or self._decided[0][0] < oldest):
-            self._recent.append(heapq.heappop(self._decided)[1])
+            heard = heapq.heappop(self._decided)[1]
+            if len(self._recent) == self._recent.maxlen:
+                self._heard -= self._recent[0]
+            self._recent.append(heard)
+            self._heard += heard
 
     def offer(self, event: EvaluationEvent) -> bool:
         """Wake every promotion ``event`` may concern; whether it concerned any. A dict look-up
