@@ -6,6 +6,7 @@ ids that would retarget a request."""
 from __future__ import annotations
 
 import base64
+import gzip
 import html
 import io
 import json
@@ -30,6 +31,7 @@ from frontends import Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
+from pydantic import BaseModel
 from sample_reports import sample_report
 from test_runner import config_for, entry, manifest
 from yarl import URL
@@ -372,6 +374,63 @@ def test_a_scrubbed_report_is_copied_only_where_a_secret_was() -> None:
     assert leaky.results[3].reason == "rejected correct-horse-battery", "the original is kept"
 
 
+class _Row(BaseModel):
+    name: str
+    tags: list[str] = []
+
+
+class _Rows(BaseModel):
+    """A model of models, lists and keys, as a firewall summary is."""
+
+    rows: list[_Row]
+    counts: dict[str, int] = {}
+
+
+@given(
+    secret=SECRETS,
+    before=st.sampled_from(["", "\n", "\t", '"', "\\", "x\n", " "]),
+    after=AFTER,
+    where=st.sampled_from(["reason", "key", "list", "nested"]),
+)
+@settings(max_examples=200)
+def test_a_model_is_looked_at_by_its_json_and_no_secret_slips_past(
+    secret: str, before: str, after: str, where: str
+) -> None:
+    """What JSON escapes beside a secret (a newline becomes ``\\n``, a word character
+    before it) does not hide it from the look at a model's JSON, wherever in the model."""
+    scrubber = SecretScrubber()
+    scrubber.add(secret, username="admin")
+    said = f"bad {before}{secret}{after}"
+    scrubbed = scrubber.scrub(said)
+    assert scrubbed != said
+    report = sample_report(size=4)
+    assert scrubber.scrub_model(report) is report
+    rows = _Rows(rows=[_Row(name="a"), _Row(name="b", tags=["x"])], counts={"p": 1})
+    assert scrubber.scrub_model(rows) is rows
+    if where == "reason":
+        leaky = report.results[2].model_copy(update={"reason": said})
+        whole = report.model_copy(update={"results": [*report.results[:2], leaky]})
+        assert scrubber.scrub_model(whole).results[2].reason == scrubbed
+        assert scrubber.scrub_model(leaky).reason == scrubbed
+        assert json.loads(scrubber.dump_json(leaky))["reason"] == scrubbed
+        return
+    placed = {
+        "key": _Rows(rows=[], counts={said: 1}),
+        "list": _Rows(rows=[_Row(name="a", tags=["x", said])]),
+        "nested": _Rows(rows=[_Row(name="a"), _Row(name=said)]),
+    }[where]
+
+    def found(m: _Rows) -> str:
+        return {
+            "key": lambda: next(iter(m.counts)),
+            "list": lambda: m.rows[0].tags[1],
+            "nested": lambda: m.rows[1].name,
+        }[where]()
+
+    assert found(scrubber.scrub_model(placed)) == scrubbed
+    assert found(_Rows.model_validate_json(scrubber.dump_json(placed))) == scrubbed
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("password", ["payments", ODD_PASSWORD], ids=["a-word", "odd"])
 async def test_an_echoing_server_leaves_no_secret_in_anything_written(
@@ -655,6 +714,35 @@ async def test_a_status_answer_too_large_ends_that_promotion_unread(simulator: S
         with anyio.fail_after(LIMIT):
             report = await run(config)
     [result] = report.results
+    assert result.status is Outcome.ERROR
+    assert "larger than 1 MiB" in (result.reason or "")
+
+
+@pytest.mark.anyio
+async def test_a_small_compressed_answer_that_inflates_past_the_limit_is_not_read(
+    simulator: Simulator,
+) -> None:
+    """Its Content-Length is small, but what it inflates to is what is held: the bound is
+    on the inflated bytes."""
+    bomb = gzip.compress(b" " * (48 << 20))
+
+    async def inflate(request: web.Request) -> web.StreamResponse | None:
+        if "/status/" in request.path:
+            return web.Response(
+                body=bomb,
+                headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            )
+        return None
+
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=inflate).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    [result] = report.results
+    assert len(bomb) < 1 << 20
     assert result.status is Outcome.ERROR
     assert "larger than 1 MiB" in (result.reason or "")
 

@@ -31,6 +31,7 @@ from typing import Any, Self
 import aiohttp
 import anyio
 import structlog
+from aiohttp import hdrs
 from yarl import URL
 
 from orchestrator import defaults
@@ -392,7 +393,13 @@ class Transport:
         aiohttp would also send them to a proxy (as its Proxy-Authorization, in the clear
         before a tunnel to an https:// server), a host that is not the server."""
         if changes:
-            return {"Authorization": self._authorization, CSRF_HEADER: self._csrf}
+            # The cookie as a header: aiohttp merges it with the session's cookies (an SSO
+            # session's), where cookies= would build a cookie jar for every request.
+            return {
+                "Authorization": self._authorization,
+                CSRF_HEADER: self._csrf,
+                "Cookie": f"{CSRF_COOKIE}={self._csrf}",
+            }
         return {"Authorization": self._authorization}
 
     async def _attempt(self, request: Request, target: URL) -> Answer | Failure:
@@ -409,7 +416,6 @@ class Transport:
                     json=request.json_body,
                     allow_redirects=False,
                     headers=self._headers(changes=changes),
-                    cookies={CSRF_COOKIE: self._csrf} if changes else None,
                 ) as response:
                     if (
                         response.status in (301, 302, 303, 307, 308)
@@ -466,6 +472,10 @@ async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > limit:
         raise _TooLarge
+    if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
+        # All at once: aiohttp reads no more than the length declared, and nothing
+        # decompressed can outgrow it.
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(1 << 16):

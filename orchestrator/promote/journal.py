@@ -257,12 +257,22 @@ class Journal:
     # --- the scheduler's Listener ----------------------------------------------------------
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        """Record, unless recording already failed: a journal that cannot be written (a full
-        disk, a folder made read-only) must not stop the run, whose report is still written."""
+        self._record([(sql, params)])
+
+    def _record(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """Record, in one commit, unless recording already failed: a journal that cannot be
+        written (a full disk, a folder made read-only) must not stop the run, whose report
+        is still written."""
         if self.failure is not None:
             return
         try:
-            self.db.execute(sql, params)
+            if len(statements) == 1:
+                self.db.execute(*statements[0])
+            else:
+                with self.db:
+                    self.db.execute("BEGIN")
+                    for sql, params in statements:
+                        self.db.execute(sql, params)
         except sqlite3.Error as exc:
             self.failure = str(exc)
             log.error(  # noqa: TRY400 - said in words; a traceback adds nothing
@@ -297,26 +307,31 @@ class Journal:
         )
 
     def finished(self, key: StepKey, result: PromotionResult) -> None:
-        result = SCRUBBER.scrub_model(result)
-        self._write(
-            "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
-            "attempts, outcome, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET outcome = excluded.outcome, result = excluded.result, "
-            "status_url = COALESCE(excluded.status_url, steps.status_url)",
+        """The step's final row, and its evaluation time for later nights, in one commit."""
+        statements: list[tuple[str, tuple[object, ...]]] = [
             (
-                self._run(),
-                *key,
-                result.status_url,
-                result.attempts,
-                result.status,
-                result.model_dump_json(),
-            ),
-        )
-        if result.status is Outcome.COMPLETED and result.evaluation_seconds is not None:
-            self._write(
-                "INSERT INTO durations VALUES (?, ?, ?, ?)",
-                (key[2], result.target_stage_id, result.evaluation_seconds, _now()),
+                "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
+                "status_url, attempts, outcome, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET outcome = excluded.outcome, result = excluded.result, "
+                "status_url = COALESCE(excluded.status_url, steps.status_url)",
+                (
+                    self._run(),
+                    *key,
+                    SCRUBBER.scrub(result.status_url),
+                    result.attempts,
+                    result.status,
+                    SCRUBBER.dump_json(result),
+                ),
             )
+        ]
+        if result.status is Outcome.COMPLETED and result.evaluation_seconds is not None:
+            statements.append(
+                (
+                    "INSERT INTO durations VALUES (?, ?, ?, ?)",
+                    (key[2], result.target_stage_id, result.evaluation_seconds, _now()),
+                )
+            )
+        self._record(statements)
 
     # --- history ---------------------------------------------------------------------------
 
