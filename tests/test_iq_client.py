@@ -240,6 +240,17 @@ async def test_a_bad_request_is_a_clear_error_sent_once(simulator: Simulator) ->
     assert simulator.stats.requests_to("promote-scan") == 1
 
 
+async def test_a_request_whose_deadline_is_spent_is_not_sent(simulator: Simulator) -> None:
+    """No time left means no request, not one without a bound (aiohttp takes a timeout of
+    0 s for none)."""
+    async with IqClient(
+        settings_for(simulator.base_url, retry=RetryPolicy(deadline=0.0))
+    ) as client:
+        with pytest.raises(ServerError, match="took more than 0 s"):
+            await client.promote_scan(app_id(simulator), BUILD_TO_BUILD)
+    assert simulator.stats.requests_to("promote-scan") == 0
+
+
 async def test_an_answer_of_the_wrong_shape_is_a_server_error(simulator: Simulator) -> None:
     async with IqClient(settings_for(simulator.base_url)) as client:
         with pytest.raises(ServerError, match="unexpected answer from status"):

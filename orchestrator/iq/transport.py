@@ -54,6 +54,10 @@ CLOSE_TIMEOUT = 5.0
 """Seconds closing the session may take, even in a cancelled run."""
 
 MAX_REDIRECTS = 5
+_OVERDUE = Failure(status=None, detail="the deadline passed")
+"""What an attempt answers when its request's deadline passed while it was under way."""
+_TIMER_SLACK = 0.01
+"""Seconds by which a timer may fire before its time and still be the deadline's."""
 
 SCRUB_MARGIN = 4096
 """Characters past the cut of an error message that are scrubbed with it: a secret that
@@ -226,6 +230,11 @@ class Transport:
         """Whether anything at the base URL has answered yet (see :func:`_nowhere`)."""
         self._proxy_user: str | None = None
         self._authorization = settings.credentials.authorization()
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.connect_timeout + settings.read_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
@@ -245,11 +254,7 @@ class Transport:
             # Not Authorization: aiohttp sends a session's Authorization to a proxy that has
             # no credentials of its own, as its Proxy-Authorization (see _headers).
             headers={"Accept": "application/json", "User-Agent": "iq-promote"},
-            timeout=aiohttp.ClientTimeout(
-                total=self.settings.connect_timeout + self.settings.read_timeout,
-                sock_connect=self.settings.connect_timeout,
-                sock_read=self.settings.read_timeout,
-            ),
+            timeout=self._timeout,
             raise_for_status=False,
             proxy=proxy,
         )
@@ -344,11 +349,10 @@ class Transport:
             counted += 1
             self.stats.count(request.kind, retry=attempts > 1)
             began = time.monotonic()
-            with anyio.move_on_after(policy.deadline - spent) as bound:
-                failure = await self._attempt(request, target)
+            failure = await self._attempt(request, target, policy.deadline - spent)
             took = time.monotonic() - began
             spent += took
-            if bound.cancelled_caught:
+            if failure is _OVERDUE:
                 raise ServerError(
                     f"IQ Server took more than {policy.deadline:g} s to {request.what} "
                     f"({attempts} attempt{'s' if attempts > 1 else ''}, waits included); it was "
@@ -402,12 +406,29 @@ class Transport:
             }
         return {"Authorization": self._authorization}
 
-    async def _attempt(self, request: Request, target: URL) -> Answer | Failure:
-        """One attempt, redirects followed on the server's own origin only."""
+    def _hop_timeout(self, left: float) -> aiohttp.ClientTimeout:
+        """One request's timeouts, cut to the ``left`` seconds of its deadline: aiohttp's
+        own timer bounds the attempt, body included, and no second timer is set for it."""
+        if left >= self.settings.connect_timeout + self.settings.read_timeout:
+            return self._timeout
+        return aiohttp.ClientTimeout(
+            total=left,
+            sock_connect=min(self.settings.connect_timeout, left),
+            sock_read=min(self.settings.read_timeout, left),
+        )
+
+    async def _attempt(self, request: Request, target: URL, budget: float) -> Answer | Failure:
+        """One attempt, redirects followed on the server's own origin only, within ``budget``
+        seconds (else :data:`_OVERDUE`)."""
         assert self._session is not None
         url = target
+        began = time.monotonic()
         for _ in range(MAX_REDIRECTS + 1):
             changes = request.method not in ("GET", "HEAD")
+            left = budget - (time.monotonic() - began)
+            if left <= 0:
+                return _OVERDUE
+            timeout = self._hop_timeout(left)
             try:
                 async with self._session.request(
                     request.method,
@@ -416,6 +437,7 @@ class Transport:
                     json=request.json_body,
                     allow_redirects=False,
                     headers=self._headers(changes=changes),
+                    timeout=timeout,
                 ) as response:
                     if (
                         response.status in (301, 302, 303, 307, 308)
@@ -437,6 +459,9 @@ class Transport:
             except aiohttp.ClientHttpProxyError as exc:
                 return Failure(status=None, detail=_describe(exc), tunnel_status=exc.status)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                overdue = time.monotonic() - began >= budget - _TIMER_SLACK
+                if isinstance(exc, TimeoutError) and timeout is not self._timeout and overdue:
+                    return _OVERDUE
                 return Failure(status=None, detail=_describe(exc))
             if status >= 400:
                 return Failure(status=status, retry_after=retry_after, detail=_text(body))
