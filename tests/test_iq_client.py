@@ -12,7 +12,10 @@ from contextlib import AbstractAsyncContextManager
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from yarl import URL
 
 from orchestrator.errors import (
     AuthError,
@@ -113,6 +116,21 @@ def test_relative_links_are_joined_and_links_elsewhere_refused() -> None:
     ):
         with pytest.raises(ForeignUrlError, match="another host or outside"):
             client.absolute(elsewhere)
+
+
+@given(
+    link=st.text(alphabet="ab9_~-./%:?#@\\", max_size=24),
+    base=st.sampled_from(["https://iq.example.com/iq", "http://127.0.0.1:8070/", "http://h/a/b/"]),
+)
+def test_a_link_is_made_absolute_as_joining_it_would(link: str, base: str) -> None:
+    """Plain relative links are put after the base URL without being parsed: the same URL
+    that joining them gives."""
+    client = IqClient(settings_for(base))
+    try:
+        made = client.absolute(link)
+    except ForeignUrlError:
+        return  # refused, as test_relative_links_are_joined_and_links_elsewhere_refused shows
+    assert made == str(normalise_base_url(base).join(URL(link)))
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,11 @@ CLOSE_TIMEOUT = 5.0
 MAX_REDIRECTS = 5
 _OVERDUE = Failure(status=None, detail="the deadline passed")
 """What an attempt answers when its request's deadline passed while it was under way."""
+_TARGETS_KEPT = 4096
+"""Status URLs whose target is kept (more than the promotions a run has in flight)."""
+_PLAIN_RELATIVE = re.compile(r"(?:[\w~-][\w.~-]*/)*[\w~-][\w.~-]*", re.ASCII)
+"""A relative path of unreserved characters, no segment empty or starting with a dot: joined
+to a base URL ending in ``/``, it is the two put together."""
 _TIMER_SLACK = 0.01
 """Seconds by which a timer may fire before its time and still be the deadline's."""
 
@@ -222,6 +227,8 @@ class Transport:
     def __init__(self, settings: ClientSettings, gate: RequestGate | None = None) -> None:
         self.settings = settings
         self.base_url = normalise_base_url(settings.base_url)
+        self._base_text = str(self.base_url)
+        self._targets: dict[str, URL] = {}
         self.stats = RequestStats()
         self._gate = gate or RequestGate()
         self._session: aiohttp.ClientSession | None = None
@@ -302,7 +309,18 @@ class Transport:
     def target(self, url: str | URL) -> URL:
         """``url`` (relative, as IQ gives links, or absolute) joined to the base URL, when it
         is on the server's origin and under its context path; else ForeignUrlError, also for a
-        URL that cannot be read (``http://[::1``, a port past 65535), which is not repeated."""
+        URL that cannot be read (``http://[::1``, a port past 65535), which is not repeated.
+        What it answered for the latest status URLs is kept: each is asked several times."""
+        if isinstance(url, str) and (known := self._targets.get(url)) is not None:
+            return known
+        joined = self._checked(url)
+        if isinstance(url, str):
+            if len(self._targets) >= _TARGETS_KEPT:
+                self._targets.clear()
+            self._targets[url] = joined
+        return joined
+
+    def _checked(self, url: str | URL) -> URL:
         try:
             joined = self.base_url.join(URL(url) if isinstance(url, str) else url)
             same_origin = (
@@ -325,7 +343,11 @@ class Transport:
         return joined
 
     def absolute(self, url: str) -> str:
-        """A link the server gave, made absolute; links elsewhere are refused."""
+        """A link the server gave, made absolute; links elsewhere are refused. A plain
+        relative path (as IQ gives its report links) is appended to the base URL, as joining
+        it would: four links a promotion are not each parsed."""
+        if _PLAIN_RELATIVE.fullmatch(url):
+            return self._base_text + url
         return str(self.target(url))
 
     # --- sending -------------------------------------------------------------------------------
