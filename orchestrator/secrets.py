@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel
-from pydantic_core import PydanticSerializationError
+from pydantic_core import PydanticSerializationError, to_json
 
 REDACTED = "***"
 MIN_SECRET = 8
@@ -40,9 +40,6 @@ _TEXT_AFTER = r"(?!\w)(?![.\-]\w)"
 """A secret that begins (ends) with a word character must not be glued to another word, nor
 to one through a ``.`` or ``-`` (``payments-api``, ``v2.payments``); a ``.`` or ``-`` with no
 word beyond it is punctuation (``payments.``), and the secret is replaced."""
-_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
-"""What JSON writes other than as itself: a form free of these appears in a model's JSON
-exactly as it appears in the model."""
 _BASE64_BEFORE = r"(?<![A-Za-z0-9+/])"
 _BASE64_AFTER = r"(?![A-Za-z0-9+/=])"
 """The base64 of a Basic pair is a whole token when no base64 character touches it."""
@@ -88,10 +85,9 @@ class SecretScrubber:
         self._forms: dict[str, str] = {}
         """Each form registered, and its pattern as a whole value."""
         self._pattern: re.Pattern[str] | None = None
-        self._literal: re.Pattern[str] | None = None
-        """Any form as plain text, for a model's JSON: where none is found, no string in
-        the model holds a secret, and the model is not walked (see :meth:`_clean`). None
-        when some form holds what JSON escapes; every model is then walked."""
+        self._in_json: re.Pattern[str] | None = None
+        """Any form as a JSON string holds it, as plain text: where none is found in a
+        model's JSON, no string in the model holds a secret (see :meth:`_json_clean`)."""
         for secret in secrets:
             self.add(secret)
 
@@ -106,8 +102,8 @@ class SecretScrubber:
                 self._forms[form] = _base64_pattern(form)
         longest_first = sorted(self._forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(self._forms[f] for f in longest_first))
-        verbatim = not any(_JSON_ESCAPED.search(f) for f in longest_first)
-        self._literal = re.compile("|".join(map(re.escape, longest_first))) if verbatim else None
+        in_json = {to_json(f).decode()[1:-1] for f in longest_first}
+        self._in_json = re.compile("|".join(map(re.escape, sorted(in_json, key=len, reverse=True))))
 
     def scrub(self, value: Any) -> Any:
         """``value`` with every secret replaced, through strings, lists, tuples and dicts."""
@@ -127,52 +123,61 @@ class SecretScrubber:
         a secret is copied: a report of 100,000 results is not rebuilt to find none."""
         if self._pattern is None:
             return model
-        scrubbed: ModelT = self._scrub_values(model, whole=True)
+        scrubbed: ModelT = self._scrub_values(model, top_level=True)
         return scrubbed
 
     def dump_json(self, model: BaseModel) -> str:
-        """``model``'s JSON, with no secret in it: written once, and once more, scrubbed,
-        only when it holds a form of one."""
+        """``model``'s JSON, with no secret in it. It is written once; only when it holds a
+        form of a secret is the model scrubbed and written again."""
         text = model.model_dump_json()
-        if self._pattern is None or self._plain(text):
+        if self._pattern is None or self._json_clean(text):
             return text
         return self.scrub_model(model).model_dump_json()
 
-    def _clean(self, model: BaseModel) -> bool:
-        """Whether ``model`` surely holds no secret, by its JSON, which pydantic writes in C,
-        at a fraction of the cost of walking its fields here."""
+    def _surely_clean(self, model: BaseModel) -> bool:
+        """Whether ``model`` surely holds no secret, by its JSON (every field of what it
+        holds, as it is, not as the field's type declares), which pydantic writes in compiled
+        code at a fraction of the cost of walking the fields here."""
         try:
-            return self._plain(model.model_dump_json())
+            return self._json_clean(model.model_dump_json(serialize_as_any=True))
         except PydanticSerializationError:
             return False
 
-    def _plain(self, text: str) -> bool:
-        """Whether the JSON ``text`` surely holds no secret. The JSON holds every field and
-        key of its model; a string holding a secret's form holds it verbatim there (when the
-        form has nothing JSON escapes), so the forms are looked for as plain text, without
-        the lookarounds that decide whether a form is a whole value."""
-        return self._literal is not None and self._literal.search(text) is None
+    def _json_clean(self, text: str) -> bool:
+        """Whether the JSON ``text`` surely holds no secret. A JSON string escapes each
+        character on its own, so a string holding a form holds the form's JSON; the forms
+        are looked for as plain text, without the lookarounds that decide whether a form
+        is a whole value."""
+        return self._in_json is not None and self._in_json.search(text) is None
 
-    def _scrub_values(self, value: Any, *, whole: bool = False) -> Any:
+    def _scrub_values(self, value: Any, *, top_level: bool = False) -> Any:
         """Like :meth:`scrub`, but through models too, keeping every value's place (a model's
         fields are not log fields), and returning ``value`` itself when nothing in it changed.
         Keys are scrubbed too, since a mapping's keys may come from the server (the firewall
-        summary counts rows by policy name, and keeps rows' coordinates). The ``whole`` model
-        asked for is walked field by field, and each model in it is looked at by its own JSON
-        first: a report's JSON of 100,000 results at once would double its memory."""
+        summary counts rows by policy name, and keeps rows' coordinates), and so are the fields
+        a model keeps beyond those it declares (the server's). The ``top_level`` model is
+        walked field by field, and each model in it is looked at by its own JSON first: the
+        JSON of a report of 100,000 results, at once, would double its memory."""
         if isinstance(value, str):
             if self._pattern is None or self._pattern.search(value) is None:
                 return value
             return self._pattern.sub(REDACTED, value)
         if isinstance(value, BaseModel):
-            if not whole and self._clean(value):
+            if not top_level and self._surely_clean(value):
                 return value
             update = {}
             for name in type(value).model_fields:
                 item = getattr(value, name)
                 if (scrubbed := self._scrub_values(item)) is not item:
                     update[name] = scrubbed
-            return value.model_copy(update=update) if update else value
+            extra = value.__pydantic_extra__
+            kept = self._scrub_values(extra) if extra else extra
+            if not update and kept is extra:
+                return value
+            copy = value.model_copy(update=update)
+            if kept is not extra:
+                object.__setattr__(copy, "__pydantic_extra__", kept)
+            return copy
         if isinstance(value, dict):
             items = {self._scrub_values(k): self._scrub_values(v) for k, v in value.items()}
             unchanged = len(items) == len(value) and all(

@@ -24,6 +24,7 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 FORWARDED = ("Authorization", "Content-Type", "Accept", "Cookie", "X-CSRF-TOKEN")
 
@@ -35,10 +36,17 @@ class Upstream:
     status: int
     body: bytes
     content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+    """Headers a hook adds to the answer."""
 
     def response(self) -> web.Response:
         """This answer, passed on."""
-        return web.Response(status=self.status, body=self.body, content_type=self.content_type)
+        return web.Response(
+            status=self.status,
+            body=self.body,
+            content_type=self.content_type,
+            headers=CIMultiDict(self.headers),
+        )
 
 
 Before = Callable[[web.Request], Awaitable[web.StreamResponse | None]]

@@ -352,6 +352,29 @@ async def test_a_csrf_protected_server_is_served(simulator_factory: SimulatorFac
     assert report.succeeded
 
 
+async def test_a_csrf_cookie_the_server_sets_does_not_displace_the_clients(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """A front (or IQ itself) that sets a ``CLM-CSRF-TOKEN`` cookie of its own: the client's
+    token still goes as the cookie beside its header, so its changes are not refused. (On a
+    host name: cookies from an IP address are not kept.)"""
+
+    def set_cookie(request: web.Request, upstream: Upstream) -> Upstream:
+        return replace(upstream, headers=(("Set-Cookie", "CLM-CSRF-TOKEN=theirs; Path=/"),))
+
+    async with simulator_factory(csrf=True) as sim:
+        apps = scanned(sim, 2)
+        text = manifest(entry(apps, "{from: build, to: build}"))
+        async with Front(sim.base_url, after=set_cookie).serving() as front:
+            config = config_for(sim, text)
+            assert config.client is not None
+            named = front.url.replace("127.0.0.1", "localhost")
+            with anyio.fail_after(LIMIT):
+                report = await run(replace(config, client=replace(config.client, base_url=named)))
+    assert report.succeeded, [r.reason for r in report.results]
+    assert sim.stats.requests_to("promote-scan") == 2
+
+
 async def test_the_proxy_from_the_environment_carries_every_request(
     simulator: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

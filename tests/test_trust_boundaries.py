@@ -41,7 +41,7 @@ from orchestrator.errors import ServerError
 from orchestrator.firewall.pages import ResultsRequest, walk_pages
 from orchestrator.firewall.query import Owner
 from orchestrator.iq.client import IqClient
-from orchestrator.iq.firewall_models import OwnerType, RepositoryResultsQuery
+from orchestrator.iq.firewall_models import OwnerType, RepositoryContainer, RepositoryResultsQuery
 from orchestrator.iq.retry import Failure, RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials, _describe
 from orchestrator.logs import configure_logging
@@ -372,6 +372,25 @@ def test_a_scrubbed_report_is_copied_only_where_a_secret_was() -> None:
     assert all(a is b for a, b in zip(scrubbed.results[4:], leaky.results[4:], strict=True))
     assert "correct-horse-battery" not in scrubbed.to_json()
     assert leaky.results[3].reason == "rejected correct-horse-battery", "the original is kept"
+
+
+def test_what_the_server_sent_beyond_the_declared_fields_is_scrubbed() -> None:
+    """Wire models keep the fields a newer server adds; a secret echoed in one of them (or in
+    its name) is scrubbed like any other."""
+    scrubber = SecretScrubber(["correct-horse-battery"])
+    container = RepositoryContainer.model_validate(
+        {
+            "id": "1",
+            "name": "correct-horse-battery",
+            "description": "leak correct-horse-battery here",
+            "correct-horse-battery": "x",
+        }
+    )
+    scrubbed = scrubber.scrub_model(container)
+    assert "correct-horse-battery" not in scrubbed.model_dump_json()
+    assert "correct-horse-battery" not in scrubber.dump_json(container)
+    assert scrubbed.model_dump(by_alias=True)["description"] == "leak *** here"
+    assert "correct-horse-battery" in container.model_dump_json(), "the original is kept"
 
 
 class _Row(BaseModel):

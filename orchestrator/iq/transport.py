@@ -17,6 +17,7 @@ request crosses.
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import secrets
@@ -55,9 +56,12 @@ CLOSE_TIMEOUT = 5.0
 
 MAX_REDIRECTS = 5
 _OVERDUE = Failure(status=None, detail="the deadline passed")
-"""What an attempt answers when its request's deadline passed while it was under way."""
+"""What an attempt answers when its request's deadline passed while it was under way, or
+before it was sent (it then is not)."""
 _TARGETS_KEPT = 4096
-"""Status URLs whose target is kept (more than the promotions a run has in flight)."""
+"""URLs whose checked target is kept: more than the status URLs a run has in flight."""
+_TARGET_KEPT_LENGTH = 2048
+"""The longest URL whose target is kept: a server's odd URL does not take memory for long."""
 _PLAIN_RELATIVE = re.compile(r"(?:[\w~-][\w.~-]*/)*[\w~-][\w.~-]*", re.ASCII)
 """A relative path of unreserved characters, no segment empty or starting with a dot: joined
 to a base URL ending in ``/``, it is the two put together."""
@@ -310,11 +314,11 @@ class Transport:
         """``url`` (relative, as IQ gives links, or absolute) joined to the base URL, when it
         is on the server's origin and under its context path; else ForeignUrlError, also for a
         URL that cannot be read (``http://[::1``, a port past 65535), which is not repeated.
-        What it answered for the latest status URLs is kept: each is asked several times."""
+        What it answered for the latest URLs is kept: a status URL is asked several times."""
         if isinstance(url, str) and (known := self._targets.get(url)) is not None:
             return known
         joined = self._checked(url)
-        if isinstance(url, str):
+        if isinstance(url, str) and len(url) <= _TARGET_KEPT_LENGTH:
             if len(self._targets) >= _TARGETS_KEPT:
                 self._targets.clear()
             self._targets[url] = joined
@@ -419,13 +423,7 @@ class Transport:
         aiohttp would also send them to a proxy (as its Proxy-Authorization, in the clear
         before a tunnel to an https:// server), a host that is not the server."""
         if changes:
-            # The cookie as a header: aiohttp merges it with the session's cookies (an SSO
-            # session's), where cookies= would build a cookie jar for every request.
-            return {
-                "Authorization": self._authorization,
-                CSRF_HEADER: self._csrf,
-                "Cookie": f"{CSRF_COOKIE}={self._csrf}",
-            }
+            return {"Authorization": self._authorization, CSRF_HEADER: self._csrf}
         return {"Authorization": self._authorization}
 
     def _hop_timeout(self, left: float) -> aiohttp.ClientTimeout:
@@ -437,6 +435,8 @@ class Transport:
             total=left,
             sock_connect=min(self.settings.connect_timeout, left),
             sock_read=min(self.settings.read_timeout, left),
+            # Not rounded up to the next second, as aiohttp rounds timeouts of 5 s and more.
+            ceil_threshold=math.inf,
         )
 
     async def _attempt(self, request: Request, target: URL, budget: float) -> Answer | Failure:
@@ -459,6 +459,9 @@ class Transport:
                     json=request.json_body,
                     allow_redirects=False,
                     headers=self._headers(changes=changes),
+                    # As cookies=, not a Cookie header: the session's cookies (an SSO front's,
+                    # a CLM-CSRF-TOKEN the server set) would take the place of the header's.
+                    cookies={CSRF_COOKIE: self._csrf} if changes else None,
                     timeout=timeout,
                 ) as response:
                     if (
