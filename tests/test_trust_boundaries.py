@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Front, RefusingProxy, SharedHost, Upstream, serving
+from frontends import Before, Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -48,7 +48,7 @@ from orchestrator.logs import configure_logging
 from orchestrator.manifest.model import manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
 from orchestrator.render import RenderOutputs
-from orchestrator.report.results import Outcome
+from orchestrator.report.results import Outcome, PromotionResult
 from orchestrator.runner.run import run
 from orchestrator.secrets import SCRUBBER, SecretScrubber, forms
 from orchestrator.simulator import Simulator
@@ -708,6 +708,20 @@ def test_a_proxy_that_cannot_be_used_is_refused_without_repeating_it(
 # --- 12. answers too large ---------------------------------------------------------------------
 
 
+async def one_promotion_behind(simulator: Simulator, before: Before) -> PromotionResult:
+    """What became of one promotion run through a front answering in the simulator's place
+    with ``before``."""
+    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
+    async with Front(simulator.base_url, before=before).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            report = await run(config)
+    [result] = report.results
+    return result
+
+
 @pytest.mark.anyio
 async def test_a_status_answer_too_large_ends_that_promotion_unread(simulator: Simulator) -> None:
     big = 48 << 20
@@ -725,14 +739,7 @@ async def test_a_status_answer_too_large_ends_that_promotion_unread(simulator: S
             return response
         return None
 
-    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
-    async with Front(simulator.base_url, before=flood).serving() as front:
-        config = config_for(simulator, text)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
-    [result] = report.results
+    result = await one_promotion_behind(simulator, flood)
     assert result.status is Outcome.ERROR
     assert "larger than 1 MiB" in (result.reason or "")
 
@@ -753,14 +760,7 @@ async def test_a_small_compressed_answer_that_inflates_past_the_limit_is_not_rea
             )
         return None
 
-    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
-    async with Front(simulator.base_url, before=inflate).serving() as front:
-        config = config_for(simulator, text)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
-    [result] = report.results
+    result = await one_promotion_behind(simulator, inflate)
     assert len(bomb) < 1 << 20
     assert result.status is Outcome.ERROR
     assert "larger than 1 MiB" in (result.reason or "")
