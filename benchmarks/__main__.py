@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from benchmarks.clients import run_iq_promote, run_script, write_manifest
+from benchmarks.clients import run_iq_promote, run_script, webhook_nights, write_manifest
 from benchmarks.measure import Measurement, Results, Setting, measure
 from benchmarks.output import command, machine, now, write_results
-from benchmarks.simulator import simulator_process, webhook_simulator
+from benchmarks.simulator import simulator_process
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
 RESULTS = Path(__file__).parent / "results"
@@ -106,14 +106,9 @@ def seed_runs(
                     )
                 yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
     for variant in (v for v in workload.variants if v in LOSSES):
-        with webhook_simulator(workload, manifest, seed, LOSSES[variant]) as (server, hook):
-            for repeat in range(repeats):
-                server.reset()
-                run = work / f"{variant}-r{repeat}"
-                run.mkdir(parents=True)
-                state, report = run / "state", run / "report.json"
-                client = run_iq_promote(server.base_url, manifest, state, report, webhook=hook)
-                yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
+        nights = webhook_nights(workload, manifest, seed, LOSSES[variant], work / variant, repeats)
+        for client, server in nights:
+            yield measure(Setting(variant, seed, workload), len(ids), client, server.view())
 
 
 @contextmanager

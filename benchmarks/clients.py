@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.simulator import PASSWORD, USERNAME
+from benchmarks.simulator import PASSWORD, USERNAME, SimulatorProcess, webhook_simulator
 from benchmarks.workloads import Workload
 
 TRANSITION = "{from: build, to: stage-release}"
@@ -91,6 +92,23 @@ def run_iq_promote(
         started_wall=datetime.fromisoformat(data["startedAt"]).timestamp(),
         detected_by=dict(Counter(str(r.get("detectedBy")) for r in completed)),
     )
+
+
+def webhook_nights(
+    workload: Workload, manifest: Path, seed: int, loss: float, work: Path, repeats: int
+) -> Iterator[tuple[ClientRun, SimulatorProcess]]:
+    """``repeats`` first nights with IQ's webhook, ``loss`` of the deliveries lost, each with
+    fresh state under ``work``; each run, and the simulator that served it (to be read
+    before the next)."""
+    with webhook_simulator(workload, manifest, seed, loss) as (server, hook):
+        for repeat in range(repeats):
+            server.reset()
+            run = work / f"r{repeat}"
+            run.mkdir(parents=True)
+            client = run_iq_promote(
+                server.base_url, manifest, run / "state", run / "report.json", webhook=hook
+            )
+            yield client, server
 
 
 def run_script(

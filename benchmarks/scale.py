@@ -17,10 +17,10 @@ from pathlib import Path
 
 import click
 
-from benchmarks.clients import ClientRun, run_iq_promote, write_manifest
+from benchmarks.clients import ClientRun, run_iq_promote, webhook_nights, write_manifest
 from benchmarks.measure import Setting, measure
 from benchmarks.output import command, machine, now, write_results
-from benchmarks.simulator import SimulatorProcess, simulator_process, webhook_simulator
+from benchmarks.simulator import SimulatorProcess, simulator_process
 from benchmarks.workloads import HELD_OUT_SEEDS, Workload, public_ids
 
 SIZES = (1_000, 10_000, 100_000)
@@ -105,14 +105,9 @@ def _size(apps: int, work: Path, repeats: int) -> list[ScaleRun]:
                     server.base_url, manifest, state, report, dry_run=night == "dry-run"
                 )
                 runs.append(_measured(apps, night, repeat, workload, client, server))
-    with webhook_simulator(workload, manifest, workload.seed, 0.1) as (server, hook):
-        for repeat in range(repeats):
-            server.reset()
-            run = work / f"{WEBHOOK_NIGHT}-r{repeat}"
-            run.mkdir(parents=True)
-            state, report = run / "state", run / "report.json"
-            client = run_iq_promote(server.base_url, manifest, state, report, webhook=hook)
-            runs.append(_measured(apps, WEBHOOK_NIGHT, repeat, workload, client, server))
+    nights = webhook_nights(workload, manifest, workload.seed, 0.1, work / WEBHOOK_NIGHT, repeats)
+    for repeat, (client, server) in enumerate(nights):
+        runs.append(_measured(apps, WEBHOOK_NIGHT, repeat, workload, client, server))
     return runs
 
 

@@ -100,12 +100,28 @@ def scanned(sim: Simulator, count: int) -> list[str]:
     return [a.public_id for a in sim.portfolio.applications[:count]]
 
 
+def every_rendering(folder: Path) -> RenderOutputs:
+    """Every rendering of a run, written into ``folder``."""
+    return RenderOutputs(
+        junit=folder / "r.xml",
+        markdown=folder / "r.md",
+        metrics=folder / "r.prom",
+        html=folder / "r.html",
+    )
+
+
 async def run_behind(
-    simulator: Simulator, text: str, *, before: Before | None = None, after: After | None = None
+    simulator: Simulator,
+    text: str,
+    *,
+    before: Before | None = None,
+    after: After | None = None,
+    **options: Any,
 ) -> RunReport:
-    """The manifest ``text`` run through a front before the simulator, changed by the hooks."""
+    """The manifest ``text`` run (configured with ``options``) through a front before the
+    simulator, changed by the hooks."""
     async with Front(simulator.base_url, before=before, after=after).serving() as front:
-        config = config_for(simulator, text)
+        config = config_for(simulator, text, **options)
         assert config.client is not None
         config = replace(config, client=replace(config.client, base_url=front.url))
         with anyio.fail_after(LIMIT):
@@ -479,12 +495,7 @@ async def test_an_echoing_server_leaves_no_secret_in_anything_written(
 
         text = manifest(entry(["payments-api"], "{from: build, to: build}"))
         state = tmp_path / "state"
-        outputs = RenderOutputs(
-            junit=tmp_path / "r.xml",
-            markdown=tmp_path / "r.md",
-            metrics=tmp_path / "r.prom",
-            html=tmp_path / "r.html",
-        )
+        outputs = every_rendering(tmp_path)
         async with Front(sim.base_url, before=echo).serving() as front:
             config = config_for(
                 sim,
@@ -1016,12 +1027,7 @@ async def test_a_secret_echoed_in_firewall_rows_never_reaches_the_report_or_its_
 
         text = manifest(entry(scanned(sim, 1), "{from: build, to: build}"))
         text += "repositoryResults: {pageSize: 50, quarantinedLimit: 5}\n"
-        outputs = RenderOutputs(
-            junit=tmp_path / "r.xml",
-            markdown=tmp_path / "r.md",
-            metrics=tmp_path / "r.prom",
-            html=tmp_path / "r.html",
-        )
+        outputs = every_rendering(tmp_path)
         async with Front(sim.base_url, after=echo).serving() as front:
             config = config_for(
                 sim, text, password=password, report_path=tmp_path / "r.json", outputs=outputs
@@ -1118,12 +1124,9 @@ async def test_policy_data_that_pages_on_and_on_is_bounded_by_the_promotion_time
         )
 
     text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
-    async with Front(simulator.base_url, before=paging).serving() as front:
-        config = config_for(simulator, text, promotion_timeout=2.0, fetch_results=True)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
+    report = await run_behind(
+        simulator, text, before=paging, promotion_timeout=2.0, fetch_results=True
+    )
     [result] = report.results
     assert result.status is Outcome.COMPLETED, result.reason
     assert pages, "the policy data was asked for"
@@ -1150,12 +1153,7 @@ async def test_a_firewall_that_pages_on_and_on_is_bounded_by_the_promotion_timeo
 
     text = manifest(entry(scanned(simulator, 1), "{from: build, to: build}"))
     text += "repositoryResults: {pageSize: 1}\n"
-    async with Front(simulator.base_url, before=paging).serving() as front:
-        config = config_for(simulator, text, promotion_timeout=2.0)
-        assert config.client is not None
-        config = replace(config, client=replace(config.client, base_url=front.url))
-        with anyio.fail_after(LIMIT):
-            report = await run(config)
+    report = await run_behind(simulator, text, before=paging, promotion_timeout=2.0)
     [result] = report.results
     assert result.status is Outcome.COMPLETED, result.reason
     assert len(pages) > 5, "the pages were walked"
