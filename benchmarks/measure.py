@@ -70,6 +70,8 @@ class Measurement:
     detection_delay_p95: float
     detected_by_webhook: float
     """The share of completions a webhook delivery announced."""
+    detected_by_listing: float
+    """The share a sweep of the latest-reports listing found (their delivery lost)."""
     webhooks_lost: int
     cpu_seconds: float
     cpu_ms_per_promotion: float
@@ -125,6 +127,7 @@ def measure(
         detection_delay_median=statistics.median(delays) if delays else float("nan"),
         detection_delay_p95=_quantile(delays, 0.95),
         detected_by_webhook=client.detected_by.get("webhook", 0) / max(1, completed),
+        detected_by_listing=client.detected_by.get("listing", 0) / max(1, completed),
         webhooks_lost=server.webhooks_lost,
         cpu_seconds=client.cpu_seconds,
         cpu_ms_per_promotion=1000 * client.cpu_seconds / promotions,
@@ -243,8 +246,8 @@ class Results:
             f"{_seeds(list(TUNING_SEEDS))}). Medians over the seeds of each seed's figure:",
             "",
             "| variant | makespan / lower bound | makespan / zero-delay | requests per promotion "
-            "| polls per promotion | detection delay median / p95 (s) | detected by webhook "
-            "| client CPU per promotion (ms) | peak RSS (MiB) |",
+            "| polls per promotion | detection delay median / p95 (s) "
+            "| detected by webhook / listing | client CPU per promotion (ms) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for variant in self.workload.variants:
@@ -254,7 +257,7 @@ class Results:
                 f"| {m['zero_delay_ratio']:.3f} "
                 f"| {m['requests_per_promotion']:.2f} | {m['polls_per_promotion']:.2f} "
                 f"| {m['detection_delay_median']:.3f} / {m['detection_delay_p95']:.3f} "
-                f"| {m['detected_by_webhook']:.0%} "
+                f"| {m['detected_by_webhook']:.0%} / {m['detected_by_listing']:.0%} "
                 f"| {m['cpu_ms_per_promotion']:.2f} | {m['peak_rss_mib']:.0f} |"
             )
         if verdicts := self.verdicts():

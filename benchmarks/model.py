@@ -37,9 +37,17 @@ from benchmarks.clients import write_manifest
 from benchmarks.measure import zero_delay_makespan
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 from orchestrator.manifest.model import load_manifest
-from orchestrator.promote.hints import START, HintBoard, Spacing, Watch, WebhookBackstop
+from orchestrator.promote.hints import (
+    START,
+    HintBoard,
+    ListingSweep,
+    Spacing,
+    Watch,
+    WebhookBackstop,
+)
 from orchestrator.promote.learned_polling import LearnedSchedule
 from orchestrator.promote.polling import BackoffSchedule, PollStrategy
+from orchestrator.report.results import Detection
 from orchestrator.simulator.config import SimulatorConfig
 from orchestrator.simulator.engine import Engine
 from orchestrator.simulator.portfolio import seed_portfolio
@@ -52,16 +60,20 @@ DELIVERY_LATENCY = 0.005
 """Seconds from an evaluation's end to its webhook delivery reaching the run."""
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 """When the model's promotions count as sent: no event is matched by date in the model."""
+LISTING_ROWS_PER_APPLICATION = 2
+"""Rows the latest-reports listing has for each application: about two stages evaluated."""
 
 
 @dataclass(frozen=True, slots=True)
 class Webhooks:
     """IQ's webhook in the model: a share ``loss`` of the deliveries lost (drawn from
-    ``seed``), the rest arriving :data:`DELIVERY_LATENCY` after their evaluation ends."""
+    ``seed``), the rest arriving :data:`DELIVERY_LATENCY` after their evaluation ends; with
+    ``sweep``, the latest-reports listing swept for the lost ones, as in a run."""
 
     loss: float
     seed: str
     backstop: WebhookBackstop = field(default_factory=WebhookBackstop)
+    sweep: ListingSweep | None = field(default_factory=ListingSweep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,9 @@ class _Follow:
     watch: Watch | None = None
     pending: float = 0.0
     spacing: Spacing = START
+    generation: int = 0
+    """Bumped when a sweep's hint replaces the poll planned: older events are void."""
+    swept: bool = False
 
 
 def simulate_night(
@@ -106,11 +121,14 @@ def simulate_night(
 ) -> Night:
     """Run every application once, at most ``concurrency`` (default: ``workers``) evaluations
     outstanding, on a server with ``workers`` that queues the rest; with ``webhooks``, a hint
-    has the status asked at once, and the backstop spaces the polls as in a run."""
+    has the status asked at once, the listing is swept, and the backstop spaces the polls as
+    in a run. A sweep counts as one request."""
     bound = concurrency or workers
     queue = list(reversed(order))
     free = [0.0] * workers
-    events: list[tuple[float, int, _Follow, bool]] = []
+    events: list[tuple[float, int, _Follow | None, Detection | None, int]] = []
+    following: set[_Follow] = set()
+    rows = LISTING_ROWS_PER_APPLICATION * len(times)
     sequence = itertools.count()
     now = 0.0
     board = None
@@ -127,11 +145,39 @@ def simulate_night(
         if board is None:
             follow.spacing = Spacing(planned, planned)
         else:
-            follow.spacing = board.policy.spaced(follow.spacing, planned, lost=board.lost())
+            follow.spacing = board.policy.spaced(
+                follow.spacing, planned, lost=board.lost(), swept=board.sweeping
+            )
         at = follow.submitted + max(follow.spacing.at, follow.pending + 1e-3)
-        hinted = follow.hint is not None and follow.hint < at
-        when = follow.hint if follow.hint is not None and hinted else at
-        heapq.heappush(events, (when, next(sequence), follow, hinted))
+        if follow.hint is not None and follow.hint < at:
+            push(follow.hint, follow, Detection.WEBHOOK)
+        else:
+            push(at, follow, None)
+
+    def push(when: float, follow: _Follow | None, source: Detection | None) -> None:
+        generation = follow.generation if follow is not None else 0
+        heapq.heappush(events, (when, next(sequence), follow, source, generation))
+
+    def sweep() -> None:
+        """Sweep the listing now: every evaluation ended whose delivery has not come is
+        hinted, its status asked once the listing is answered."""
+        nonlocal polls
+        assert board is not None
+        assert webhooks is not None
+        assert webhooks.sweep is not None
+        if board.outstanding and board.live():
+            polls += 1
+            board.sweeping = True
+            for follow in following:
+                heard_by_then = follow.hint is not None and follow.hint <= now + LATENCY
+                if follow.done <= now and not heard_by_then and not follow.swept:
+                    follow.swept = True
+                    follow.generation += 1
+                    push(now + LATENCY, follow, Detection.LISTING)
+        else:
+            board.sweeping = False
+        if following or queue:
+            push(now + webhooks.sweep.interval(board.typical(), rows), None, None)
 
     def submit(at: float) -> None:
         if not queue:
@@ -145,26 +191,36 @@ def simulate_night(
         follow = _Follow(public_id, submitted, done, hint, strategy.offsets(public_id), ExitStack())
         if board is not None:
             follow.watch = follow.watched.enter_context(board.watching(public_id, "", _EPOCH))
+        following.add(follow)
         plan(follow)
 
     for _ in range(bound):
         submit(0.0)
+    if board is not None and webhooks is not None and webhooks.sweep is not None:
+        push(webhooks.sweep.interval(None, rows), None, None)
     while events:
-        now, _, follow, hinted = heapq.heappop(events)
+        now, _, follow, source, generation = heapq.heappop(events)
+        if follow is None:
+            sweep()
+            continue
+        if generation != follow.generation:
+            continue
         polls += 1
         elapsed = now - follow.submitted
         if now < follow.done:
             follow.pending = elapsed
             plan(follow)
             continue
-        ended_after = elapsed if hinted else follow.pending
+        heard = source is Detection.WEBHOOK
+        ended_after = elapsed if heard else follow.pending
         estimate = strategy.observe(follow.public_id, ended_after, elapsed)
         estimates[follow.public_id] = (
             estimate if estimate is not None else (ended_after + elapsed) / 2
         )
         if follow.watch is not None:
-            follow.watch.completed(heard=hinted)
+            follow.watch.completed(heard=heard, seconds=elapsed)
         follow.watched.close()
+        following.discard(follow)
         delays.append(now - follow.done)
         end = now
         submit(now + LATENCY)

@@ -53,6 +53,24 @@ WEBHOOK_WINDOW = 200
 """The latest completions the share of deliveries lost is counted over. Should deliveries stop
 coming, each completion a poll finds counts: by half of these, polls come about as planned."""
 
+WEBHOOK_SWEPT_STRETCH = 8.0
+"""While sweeps of the latest-reports listing find lost deliveries, backstop polls come this
+many times further apart than planned: they only back the sweeps up."""
+
+SWEEP_SHARE = 0.25
+"""Sweep the latest-reports listing every this share of the typical evaluation time: a lost
+delivery then costs about an eighth of an evaluation."""
+SWEEP_FIRST = 1.0
+"""Seconds between sweeps before any evaluation's time is known."""
+SWEEP_MIN_INTERVAL = 0.25
+SWEEP_MAX_INTERVAL = 60.0
+"""Sweeps come at least this many seconds apart, and at most."""
+SWEEP_ROWS_PER_SECOND = 2000.0
+"""Rows of the listing read a second, on average, at most: a server with a large portfolio is
+swept less often (20,000 rows: every 10 s)."""
+SWEEP_MAX_BYTES = 8 * 1024 * 1024
+"""A listing larger than this (about 20,000 rows) is not read: the run sweeps no more."""
+
 WEBHOOK_FRESH_FOR = 600.0
 """Seconds after the last delivery a status confirmed that webhooks still count as arriving."""
 

@@ -20,6 +20,7 @@ from benchmarks.measure import Results, Setting, measure, zero_delay_makespan
 from benchmarks.model import Webhooks, harness_portfolio, simulate_night
 from benchmarks.simulator import Evaluation, ServerView
 from benchmarks.workloads import HELD_OUT_SEEDS, TUNING_SEEDS, WORKLOADS, Workload, public_ids
+from orchestrator.promote.hints import ListingSweep
 from orchestrator.promote.polling import BackoffSchedule
 
 TWO = Workload("two", apps=4, workers=2, concurrency=2, eval_time=1.0)
@@ -92,14 +93,17 @@ def test_zero_delay_follows_the_order_of_submission_from_the_first_one() -> None
 
 def test_requests_polls_delays_and_cpu_are_per_promotion() -> None:
     detected = {"s0": 100.25, "s1": 101.5, "s2": 102.0, "s3": 104.0}
-    run = client(cpu_seconds=2.0, detected=detected, detected_by={"webhook": 3, "poll": 1})
+    run = client(
+        cpu_seconds=2.0, detected=detected, detected_by={"webhook": 2, "listing": 1, "poll": 1}
+    )
     m = measure(Setting("night-1", 1, TWO), 4, run, server([3.0] * 4, requests=22, polls=14))
     assert m.requests_per_promotion == pytest.approx(5.5)
     assert m.polls_per_promotion == pytest.approx(3.5)
     assert m.detection_delay_median == pytest.approx(0.375)
     assert m.detection_delay_p95 == pytest.approx(1.0)
     assert m.cpu_ms_per_promotion == pytest.approx(500.0)
-    assert m.detected_by_webhook == pytest.approx(0.75)
+    assert m.detected_by_webhook == pytest.approx(0.5)
+    assert m.detected_by_listing == pytest.approx(0.25)
     assert m.completed == m.evaluations == 4
 
 
@@ -113,19 +117,19 @@ def test_results_take_each_seeds_median_then_the_median_over_seeds() -> None:
             server([5.0], requests=6, polls=4),
         )
         for v in workload.variants
-        for seed, times in ((206, (10.0, 12.0, 20.0)), (207, (5.0, 5.0, 5.0)), (208, (30.0,)))
+        for seed, times in ((211, (10.0, 12.0, 20.0)), (212, (5.0, 5.0, 5.0)), (213, (30.0,)))
         for t in times
     ]
     results = Results(workload, "today", "here", "python -m benchmarks", runs)
-    assert results.per_seed("night-1", 206)["ratio"] == pytest.approx(12.0 / 5.0)
+    assert results.per_seed("night-1", 211)["ratio"] == pytest.approx(12.0 / 5.0)
     assert results.medians("night-1")["ratio"] == pytest.approx(12.0 / 5.0)
     assert results.medians("night-1")["detection_delay_median"] == pytest.approx(0.5)
     document = results.to_json()
     assert list(document["medians"]) == list(workload.variants)  # type: ignore[call-overload]
-    assert document["seeds"]["heldOut"] == [206, 207, 208]  # type: ignore[index]
+    assert document["seeds"]["heldOut"] == [211, 212, 213]  # type: ignore[index]
     assert len(document["runs"]) == len(runs)  # type: ignore[arg-type]
     table = results.markdown()
-    assert "| 206 | 2.400 at 3.00 |" in table
+    assert "| 211 | 2.400 at 3.00 |" in table
     assert "**not met**" in table, "2.4 times the lower bound misses every target"
 
 
@@ -170,11 +174,27 @@ def test_the_model_queues_on_the_server_beyond_its_workers() -> None:
 def test_in_the_model_a_delivery_ends_a_promotion_with_one_status_request() -> None:
     times = {f"app-{n}": 1.0 for n in range(4)}
     late = BackoffSchedule(initial=100.0, factor=1.0, cap=100.0, jitter=0.0)
-    heard = simulate_night(times, list(times), late, workers=2, webhooks=Webhooks(0.0, "s"))
+    unswept = Webhooks(0.0, "s", sweep=None)
+    heard = simulate_night(times, list(times), late, workers=2, webhooks=unswept)
     assert heard.requests_per_promotion == pytest.approx(2.0)
     assert heard.zero_delay_ratio == pytest.approx(1.0, abs=0.03)
     lost = simulate_night(times, list(times), late, workers=2, webhooks=Webhooks(1.0, "s"))
     assert lost.mean_delay == pytest.approx(99.0), "every delivery lost: the poll finds it"
+
+
+def test_in_the_model_a_sweep_finds_the_lost_deliveries_polls_would_find_late() -> None:
+    times = {f"app-{n}": 1.0 for n in range(40)}
+    late = BackoffSchedule(initial=100.0, factor=1.0, cap=100.0, jitter=0.0)
+    sweep = ListingSweep(first=0.5, share=0.5, min_interval=0.5)
+    swept = Webhooks(0.3, "s", sweep=sweep)
+    night = simulate_night(times, list(times), late, workers=4, webhooks=swept)
+    unswept = simulate_night(
+        times, list(times), late, workers=4, webhooks=Webhooks(0.3, "s", sweep=None)
+    )
+    assert unswept.mean_delay > 20, "without sweeps, a lost delivery waits for its poll"
+    assert night.mean_delay < 0.5 * 0.3, "with them, at most a sweep's interval"
+    # A sweep every half second over the ten seconds: about 20 requests for the 40.
+    assert 2.0 < night.requests_per_promotion < 2.0 + 22 / 40
 
 
 def test_the_model_replays_the_harness_portfolio_in_manifest_order() -> None:

@@ -19,7 +19,7 @@ from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import EvaluationState, PromoteScanRequest
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials
-from orchestrator.promote.hints import START, HintBoard, Spacing, WebhookBackstop
+from orchestrator.promote.hints import START, HintBoard, ListingSweep, Spacing, WebhookBackstop
 from orchestrator.promote.learned_polling import LearnedSchedule
 from orchestrator.promote.polling import BackoffSchedule, InFlight, follow
 from orchestrator.promote.webhooks import EvaluationEvent
@@ -142,7 +142,98 @@ def test_a_backstop_that_cannot_work_is_refused(params: dict[str, Any]) -> None:
         WebhookBackstop(**params)
 
 
+def test_while_sweeps_work_polls_come_the_swept_stretch_apart() -> None:
+    policy = WebhookBackstop(spread=1.0, max_stretch=2.0, swept_stretch=8.0, max_gap=30.0)
+    swept = policy.spaced(START, 1.0, lost=0.25, swept=True)
+    assert swept == Spacing(1.0, 8.0)
+    assert policy.spaced(swept, 2.0, lost=0.25, swept=True) == Spacing(2.0, 16.0)
+    assert policy.spaced(START, 1.0, lost=0.25) == Spacing(1.0, 2.0), "unswept: the loss rule"
+    assert policy.spaced(START, 1.0, lost=None, swept=True) == Spacing(1.0, 1.0), (
+        "webhooks not arriving: the plan itself"
+    )
+
+
+def test_sweeps_come_at_a_share_of_the_typical_evaluation_and_slower_for_large_listings() -> None:
+    sweep = ListingSweep(
+        share=0.25, first=1.0, min_interval=0.25, max_interval=60.0, rows_per_second=2000
+    )
+    assert sweep.interval(None, 0) == 1.0, "before any evaluation is seen"
+    assert sweep.interval(8.0, 400) == 2.0
+    assert sweep.interval(0.1, 400) == 0.25, "never more often than min_interval"
+    assert sweep.interval(8.0, 20_000) == 10.0, "20,000 rows: 2,000 a second at most"
+    assert sweep.interval(8.0, 10_000_000) == 60.0, "never less often than max_interval"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"share": 0},
+        {"first": -1},
+        {"min_interval": 0},
+        {"rows_per_second": 0},
+        {"max_interval": 0.1},
+        {"max_bytes": 0},
+    ],
+)
+def test_a_sweep_that_cannot_work_is_refused(params: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="listing sweep"):
+        ListingSweep(**params)
+
+
 # --- the board -----------------------------------------------------------------------------
+
+
+def test_a_sweep_hints_at_each_listed_evaluation_once_and_a_delivery_is_said_first() -> None:
+    async def check() -> None:
+        board = HintBoard(WebhookBackstop(clock_tolerance=2.0))
+        with board.watching("app-1", "release", NOW) as watch:
+            assert board.watched("app-1", "release")
+            assert not board.watched("app-1", "build")
+            listed = event(at=NOW + timedelta(seconds=5))
+            assert board.offer(listed, Detection.LISTING)
+            assert watch.take() is Detection.LISTING
+            assert not board.offer(listed, Detection.LISTING), "listed again: no new hint"
+            assert not board.offer(event(at=NOW), Detection.LISTING), "an older one either"
+            assert board.offer(event(at=NOW + timedelta(seconds=9)), Detection.LISTING)
+            assert board.offer(event(at=NOW + timedelta(seconds=9)))
+            assert watch.take() is Detection.WEBHOOK, "the delivery's word stands"
+            assert board.offer(event(at=NOW + timedelta(seconds=9))), "deliveries: each one"
+            board.offer(event(at=NOW + timedelta(seconds=10)), Detection.LISTING)
+            assert watch.take() is Detection.WEBHOOK, "nor does a sweep's displace it"
+        assert not board.watched("app-1", "release")
+
+    anyio.run(check)
+
+
+def test_a_delivery_that_comes_after_a_sweep_found_its_evaluation_is_late_not_lost() -> None:
+    now = [100.0]
+    board = HintBoard(WebhookBackstop(fresh_for=60.0), clock=lambda: now[0])
+    with board.watching("app-1", "release", NOW) as watch:
+        watch.completed(heard=False, seconds=3.0, swept=True)
+    assert not board.live()
+    assert not board.offer(event(at=NOW - timedelta(minutes=5))), "an earlier evaluation"
+    now[0] = 101.0
+    assert board.offer(event(at=NOW + timedelta(seconds=3)))
+    assert board.last_confirmed == 101.0, "webhooks arrive: late, as the sweep was first"
+    assert board.live()
+    assert not board.offer(event(at=NOW + timedelta(seconds=3))), "once"
+    with board.watching("app-2", "release", NOW) as polled:
+        polled.completed(heard=False, seconds=3.0)
+    now[0] = 102.0
+    assert not board.offer(event("app-2", at=NOW + timedelta(seconds=3))), "a poll's: unknown"
+    assert board.last_confirmed == 101.0
+
+
+def test_the_board_knows_the_typical_time_to_completion() -> None:
+    async def check() -> None:
+        board = HintBoard()
+        assert board.typical() is None
+        for seconds in (1.0, 3.0, 2.0):
+            with board.watching("app", "build", NOW) as watch:
+                watch.completed(heard=True, seconds=seconds)
+        assert board.typical() == 2.0
+
+    anyio.run(check)
 
 
 @pytest.mark.anyio

@@ -19,6 +19,7 @@ from receivers import SECRET, free_port
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.manifest.webhook import ListenAddress
+from orchestrator.promote.hints import ListingSweep
 from orchestrator.runner.request import RunRequest, resolve
 from orchestrator.secrets import SCRUBBER
 from orchestrator.simulator import Simulator
@@ -134,6 +135,26 @@ def test_the_option_wins_over_the_manifest(tmp_path: Path) -> None:
     assert resolve(request_for(manifest, env=env, dry_run=True)).webhook is not None
 
 
+def test_sweeps_of_the_listing_are_on_unless_the_manifest_or_the_option_says_not(
+    tmp_path: Path,
+) -> None:
+    env = {"IQ_WEBHOOK_SECRET": SECRET}
+    listening = write_manifest(tmp_path / "on.yaml", ["a"], "webhook: {listen: '127.0.0.1:0'}")
+    unswept = write_manifest(
+        tmp_path / "off.yaml", ["a"], "webhook: {listen: '127.0.0.1:0', sweep: false}"
+    )
+    swept = resolve(request_for(listening, env=env)).webhook
+    assert swept is not None
+    assert swept.sweep == ListingSweep()
+    for request in (
+        request_for(listening, env=env, no_webhook_sweep=True),
+        request_for(unswept, env=env),
+    ):
+        settings = resolve(request).webhook
+        assert settings is not None
+        assert settings.sweep is None
+
+
 def test_without_a_listener_nothing_listens(tmp_path: Path) -> None:
     assert resolve(request_for(write_manifest(tmp_path / "m.yaml", ["a"]))).webhook is None
 
@@ -174,13 +195,16 @@ def test_a_run_against_a_delivering_simulator_reports_the_webhook(
         )
         result = invoke(
             "run", manifest, "--server-url", sim.base_url, "--report", report,
-            "--log-format", "json", env=CREDENTIALS | {"IQ_WEBHOOK_SECRET": SECRET},
+            "--log-format", "json", "--no-webhook-sweep",
+            env=CREDENTIALS | {"IQ_WEBHOOK_SECRET": SECRET},
         )  # fmt: skip
+        swept = sim.stats.requests_to("all-reports", "GET")
     assert result.exit_code == 0, result.stderr
     document = read_json(report)
     jsonschema.validate(document, json.loads(invoke("schema", "report").stdout))
     assert [r["detectedBy"] for r in document["results"]] == ["webhook"] * 3
     assert document["webhook"]["matched"] == 3
+    assert swept == 0, "--no-webhook-sweep: the listing is never read"
     assert SECRET not in result.stderr
 
 

@@ -22,7 +22,7 @@ from test_runner import config_for, entry, manifest
 from orchestrator.errors import AuthError
 from orchestrator.iq.models import Stage
 from orchestrator.manifest.webhook import ListenAddress
-from orchestrator.promote.hints import WebhookBackstop, WebhookSettings
+from orchestrator.promote.hints import ListingSweep, WebhookBackstop, WebhookSettings
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.render.html import render_html
 from orchestrator.render.markdown import render_markdown
@@ -40,6 +40,7 @@ LATE_POLLS = BackoffSchedule(initial=600.0, factor=1.0, cap=600.0, jitter=0.0)
 """Polls that never come within a test: only a delivery can end a promotion in time."""
 QUICK_POLLS = BackoffSchedule(initial=0.05, factor=1.5, cap=0.3)
 QUICK_BACKSTOP = WebhookBackstop(spread=1.0, max_gap=0.5)
+QUICK_SWEEP = ListingSweep(first=0.05, share=0.25, min_interval=0.05)
 PROMOTE = "{from: build, to: stage-release}"
 
 
@@ -55,10 +56,18 @@ async def delivering(
 
 
 def listening_on(
-    port: int, secret: str | None = SECRET, backstop: WebhookBackstop | None = None
+    port: int,
+    secret: str | None = SECRET,
+    backstop: WebhookBackstop | None = None,
+    sweep: ListingSweep | None = None,
 ) -> WebhookSettings:
+    """Settings for a run's listener; without a ``sweep``, only deliveries and polls end
+    promotions, so that a test counts their requests alone."""
     return WebhookSettings(
-        ListenAddress("127.0.0.1", port), secret, backstop=backstop or WebhookBackstop()
+        ListenAddress("127.0.0.1", port),
+        secret,
+        backstop=backstop or WebhookBackstop(),
+        sweep=sweep,
     )
 
 
@@ -132,6 +141,82 @@ async def test_lost_deliveries_cost_polls_never_correctness(
     assert all(r.detected_by in (Detection.POLL, Detection.WEBHOOK) for r in report.results)
     assert report.webhook is not None
     assert report.webhook.accepted == 8 - len(lost)
+
+
+async def test_a_sweep_of_the_listing_finds_the_evaluations_whose_delivery_was_lost(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """Polls never come in the test's time: each promotion whose delivery was lost is found by
+    a sweep, and confirmed by one status request."""
+    async with delivering(simulator_factory, webhook_loss=0.5, seed=1) as (sim, port):
+        with capture_logs() as events:
+            report = await run_with_webhook(sim, port, 8, sweep=QUICK_SWEEP)
+    assert report.succeeded
+    lost = {d.application_id for d in sim.stats.webhook_deliveries if d.error == "lost"}
+    assert 0 < len(lost) < 8
+    for result in report.results:
+        if result.application_id in lost:
+            assert result.detected_by is Detection.LISTING
+        else:
+            # A sweep may list an evaluation before its delivery comes: whichever is first.
+            assert result.detected_by in (Detection.WEBHOOK, Detection.LISTING)
+        assert result.polls == 1
+    assert sim.stats.requests_to("all-reports", "GET") >= 1
+    assert not [e for e in events if e["event"] == "webhook.sweep_stopped"]
+    metrics = render_metrics(report)
+    assert f'iq_promote_promotions_detected{{manifest="test",by="listing"}} {len(lost)}' in metrics
+
+
+async def test_a_foreign_evaluation_the_listing_shows_never_ends_a_promotion(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """While the second promotion runs, a CI scan of its application is evaluated at its
+    stage: the sweep's hint is refuted by the status, and the promotion's own delivery ends
+    it, with its own report."""
+    async with delivering(simulator_factory, eval_time=1.0, eval_sigma=0.0, eval_noise=0.0) as (
+        sim,
+        port,
+    ):
+        second = sim.portfolio.applications[1]
+
+        async def ci_scan_while_the_second_runs() -> None:
+            stats = sim.stats
+            while not (stats.evaluations_completed == 1 and stats.running == 1):  # noqa: ASYNC110 - sets no event
+                await anyio.sleep(0.01)
+            sim.portfolio.add_report(second.id, Stage.STAGE_RELEASE, reevaluation=False)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ci_scan_while_the_second_runs)
+            report = await run_with_webhook(sim, port, 3, concurrency=1, sweep=QUICK_SWEEP)
+        own = sim.portfolio.latest(second.id, Stage.STAGE_RELEASE)
+    assert report.succeeded
+    result = report.results[1]
+    assert result.application_id == second.id
+    assert result.detected_by is Detection.WEBHOOK
+    assert result.polls == 2, "the sweep's refuted hint, then the delivery's"
+    assert own is not None
+    assert result.report_html_url is not None
+    assert result.report_html_url.endswith(f"/report/{own.report_id}")
+    assert [r.polls for r in (report.results[0], report.results[2])] == [1, 1]
+
+
+async def test_a_listing_too_large_to_read_stops_the_sweeps_and_polls_find_the_rest(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    too_small = ListingSweep(first=0.05, share=0.25, min_interval=0.05, max_bytes=64)
+    async with delivering(simulator_factory, webhook_loss=0.5, seed=1) as (sim, port):
+        with capture_logs() as events:
+            report = await run_with_webhook(
+                sim, port, 8, strategy=QUICK_POLLS, backstop=QUICK_BACKSTOP, sweep=too_small
+            )
+    assert report.succeeded
+    lost = {d.application_id for d in sim.stats.webhook_deliveries if d.error == "lost"}
+    assert lost
+    by_id = {r.application_id: r for r in report.results}
+    assert all(by_id[a].detected_by is Detection.POLL for a in lost)
+    [stopped] = [e for e in events if e["event"] == "webhook.sweep_stopped"]
+    assert "larger than" in stopped["reason"]
+    assert sim.stats.requests_to("all-reports", "GET") == 1, "one try, then no more"
 
 
 async def test_foreign_evaluations_never_end_a_promotion(

@@ -125,6 +125,12 @@ OUTPUT = click.Path(path_type=Path, dir_okay=False)
     is_flag=True,
     help="Take unsigned webhook deliveries when IQ_WEBHOOK_SECRET is unset.",
 )
+@click.option(
+    "--no-webhook-sweep",
+    is_flag=True,
+    help="Find lost webhook deliveries by polls alone, without sweeping IQ's latest-reports "
+    "listing [default: the manifest's webhook.sweep, else sweep].",
+)
 @click.option("--junit", type=OUTPUT, metavar="PATH", help="Also write JUnit XML.")
 @click.option("--markdown", type=OUTPUT, metavar="PATH", help="Also write a Markdown summary.")
 @click.option("--metrics", type=OUTPUT, metavar="PATH", help="Also write Prometheus metrics.")

@@ -169,9 +169,12 @@ class IqClient:
 
     # --- reports -------------------------------------------------------------------------------
 
-    async def latest_reports(self) -> list[LatestReport]:
-        """The latest report of every application at every stage: one request for all."""
-        return await self._rows("api/v2/reports/applications", LatestReport, kind="reports")
+    async def latest_reports(self, *, limit: int = LISTING_ANSWER) -> list[LatestReport]:
+        """The latest report of every application at every stage: one request for all. An
+        answer over ``limit`` bytes is not read (ServerError)."""
+        return await self._rows(
+            "api/v2/reports/applications", LatestReport, kind="reports", limit=limit
+        )
 
     async def report_history(
         self, application_id: str, *, stage: Stage | None = None, limit: int | None = None
@@ -358,11 +361,12 @@ class IqClient:
         key: str | None = None,
         kind: str | None = None,
         params: Sequence[tuple[str, str]] | None = None,
+        limit: int = LISTING_ANSWER,
     ) -> list[ModelT]:
         """A listing: ``{key: [rows]}`` (or a bare list), each row validated alone."""
         name = kind or key or url
         answer = await self._send(
-            "GET", url, kind=name, what=f"list {name}", params=params, limit=LISTING_ANSWER
+            "GET", url, kind=name, what=f"list {name}", params=params, limit=limit
         )
         document = _json(answer, name)
         rows = document.get(key) if key is not None and isinstance(document, dict) else document

@@ -476,7 +476,7 @@ class Transport:
                     content_type = response.headers.get("Content-Type", "")
             except _TooLarge:
                 raise ServerError(
-                    f"the answer to {request.what} is larger than {request.limit >> 20} MiB; "
+                    f"the answer to {request.what} is larger than {_size(request.limit)}; "
                     "it was not read"
                 ) from None
             except aiohttp.ClientSSLError as exc:
@@ -615,6 +615,11 @@ def _give_up(failure: Failure, request: Request, attempts: int, base: URL) -> Se
         f"(HTTP {failure.status}: {failure.detail})",
         status=failure.status,
     )
+
+
+def _size(limit: int) -> str:
+    """A byte limit as people read it: MiB when whole, else bytes."""
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 and not limit % (1 << 20) else f"{limit} bytes"
 
 
 def _text(body: bytes, limit: int = 300) -> str:

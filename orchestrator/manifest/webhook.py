@@ -51,6 +51,9 @@ class WebhookSection(ManifestModel):
 
     listen: Annotated[str, AfterValidator(_listen)] = Field(examples=["0.0.0.0:8090"])
     """``HOST:PORT`` to listen on; IQ Server must reach it. ``--webhook-listen`` wins."""
+    sweep: bool = True
+    """Read IQ's latest-reports listing now and then to find the evaluations whose delivery
+    was lost; false: polls alone find them (``--no-webhook-sweep`` says the same)."""
 
     @property
     def address(self) -> ListenAddress:

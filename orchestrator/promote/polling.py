@@ -113,8 +113,9 @@ async def follow(
 ) -> PromotionStatus:
     """Poll at the strategy's offsets until the status is final (COMPLETED or FAILED).
 
-    With a ``watch``, a webhook hint makes the status be asked at once; only that answer
-    decides, and a hint it refutes leaves the planned poll where it was. While hints come,
+    With a ``watch``, a hint (a webhook delivery, or a sweep of the listing) makes the status
+    be asked at once; only that answer decides, and a hint it refutes leaves the planned poll
+    where it was. While hints come,
     the planned polls are spaced wider, the more so the fewer deliveries are lost
     (:class:`~orchestrator.promote.hints.WebhookBackstop`).
     A status word this version does not know is not final: polling goes on (until the
@@ -126,21 +127,24 @@ async def follow(
     for planned in strategy.offsets(public_id):
         spacing = Spacing(planned, planned) if watch is None else watch.spaced(spacing, planned)
         while True:
-            hinted = await _until(in_flight.submitted_at + spacing.at, watch)
+            hint = await _until(in_flight.submitted_at + spacing.at, watch)
             asked_at = anyio.current_time() - in_flight.submitted_at
             status = await client.promotion_status(in_flight.status_url)
             in_flight.polls += 1
             if status.final:
                 in_flight.final_at = asked_at
-                # A confirmed hint came moments after the evaluation ended: a bracket that
-                # close says more than any estimate within a wider one.
-                ended_after = asked_at if hinted else in_flight.pending_until
+                # A confirmed delivery came moments after the evaluation ended: a bracket
+                # that close says more than any estimate within a wider one. A sweep's hint
+                # is no closer than a poll's answer.
+                heard = hint is Detection.WEBHOOK
+                ended_after = asked_at if heard else in_flight.pending_until
                 in_flight.estimate = strategy.observe(public_id, ended_after, asked_at)
-                in_flight.detected_by = Detection.WEBHOOK if hinted else Detection.POLL
+                in_flight.detected_by = hint or Detection.POLL
                 if watch is not None and status.state is EvaluationState.COMPLETED:
                     # IQ's event is for completed evaluations only: a FAILED one says nothing
                     # of the deliveries.
-                    watch.completed(heard=hinted)
+                    swept = hint is Detection.LISTING
+                    watch.completed(heard=heard, seconds=asked_at, swept=swept)
                 return status
             in_flight.pending_until = asked_at
             if status.state is None and not warned:
@@ -151,19 +155,19 @@ async def follow(
                     status=status.status,
                     action="not final: polling goes on until the promotion's timeout",
                 )
-            if not hinted:
+            if hint is None:
                 break  # to the next planned poll; after a refuted hint, wait on for this one
     raise AssertionError("poll strategies yield without end")  # pragma: no cover
 
 
-async def _until(deadline: float, watch: Watch | None) -> bool:
-    """Wait until ``deadline`` (``anyio.current_time()``), or a hint: whether one came."""
+async def _until(deadline: float, watch: Watch | None) -> Detection | None:
+    """Wait until ``deadline`` (``anyio.current_time()``), or a hint: where the hint came
+    from, or None if none came."""
     if watch is None:
         await anyio.sleep(max(0.0, deadline - anyio.current_time()))
-        return False
-    if watch.take():
-        return True
+        return None
+    if (taken := watch.take()) is not None:
+        return taken
     with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-        await watch.hinted()
-        return True
-    return False
+        return await watch.hinted()
+    return None

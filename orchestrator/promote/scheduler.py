@@ -31,7 +31,7 @@ from orchestrator.iq.models import (
 )
 from orchestrator.promote.control import RunControl
 from orchestrator.promote.events import Listener, Prior, StepKey, step_key
-from orchestrator.promote.hints import HintBoard, Watch
+from orchestrator.promote.hints import HintBoard, ListingSweep, Watch
 from orchestrator.promote.plan import ApplicationWork, Plan, Step, Target
 from orchestrator.promote.polling import InFlight, PollStrategy, follow
 from orchestrator.promote.recovery import evaluated_since
@@ -41,6 +41,7 @@ from orchestrator.promote.step_results import (
     step_result,
     unresolved_result,
 )
+from orchestrator.promote.sweeps import sweep_listing
 from orchestrator.report.results import Detection, Outcome, PromotionResult
 
 log = structlog.get_logger("orchestrator.promote")
@@ -75,6 +76,8 @@ class Schedule:
     after_completion: Completion | None = None
     hints: HintBoard | None = None
     """Where webhook deliveries wake the promotions they may concern; None: polling only."""
+    sweep: ListingSweep | None = None
+    """With ``hints``: how to sweep the latest-reports listing for lost deliveries."""
 
 
 @dataclass(slots=True)
@@ -128,12 +131,17 @@ class Scheduler:
             prior = self.prior.get(step_key(skipped.step, skipped.target.public_id))
             kept = prior.result if prior is not None else None
             self._results[skipped.step.position] = kept or skipped_result(skipped)
+        board, sweep = self.schedule.hints, self.schedule.sweep
         with self.control.scope:
-            async with anyio.create_task_group() as tg:
-                for work in order if order is not None else self.plan.work:
-                    await self._admission()
-                    self._active += 1
-                    tg.start_soon(self._admitted, work, name=work.target.public_id)
+            async with anyio.create_task_group() as beside:
+                if board is not None and sweep is not None:
+                    beside.start_soon(sweep_listing, self.client, board, sweep)
+                async with anyio.create_task_group() as tg:
+                    for work in order if order is not None else self.plan.work:
+                        await self._admission()
+                        self._active += 1
+                        tg.start_soon(self._admitted, work, name=work.target.public_id)
+                beside.cancel_scope.cancel()
         return self._fill_unfinished()
 
     async def _admission(self) -> None:

@@ -45,6 +45,9 @@ class Detection(StrEnum):
     WEBHOOK = "webhook"
     """IQ's Application Evaluation webhook hinted at it, and the status asked at once
     confirmed it."""
+    LISTING = "listing"
+    """Its webhook delivery was lost: a sweep of the latest-reports listing found the
+    evaluation, and the status asked at once confirmed it."""
     HISTORY = "history"
     """The server had forgotten the status; the report history held the evaluation's report."""
 

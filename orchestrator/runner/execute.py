@@ -127,6 +127,7 @@ async def execute(config: RunConfig, settings: ClientSettings, context: RunConte
                 client, config.wants_results, config.promotion_timeout
             ),
             hints=context.hints,
+            sweep=config.webhook.sweep if config.webhook is not None else None,
         )
         scheduler = Scheduler(plan, client, schedule, control)
         executed = Executed(await scheduler.run(order), server_url)

@@ -22,7 +22,7 @@ from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings
 from orchestrator.manifest.model import Manifest, load_manifest
 from orchestrator.manifest.webhook import listen_address
-from orchestrator.promote.hints import WebhookSettings
+from orchestrator.promote.hints import ListingSweep, WebhookSettings
 from orchestrator.promote.polling import PollStrategy
 from orchestrator.promote.progress import ProgressTracker
 from orchestrator.render import RenderOutputs, check_output_paths
@@ -77,6 +77,8 @@ class RunRequest:
     manifest's webhook.listen, else none]; the secret comes from IQ_WEBHOOK_SECRET."""
     webhook_insecure: bool = False
     """Take unsigned deliveries when IQ_WEBHOOK_SECRET is unset."""
+    no_webhook_sweep: bool = False
+    """Find lost deliveries by polls alone, whatever the manifest's webhook.sweep says."""
 
 
 OLD_STATE_DIR = ".iq-promote-state"
@@ -207,7 +209,8 @@ def _webhook(
                 "webhook a longer secret"
             )
         SCRUBBER.add(secret)
-    return WebhookSettings(listen, secret)
+    swept = not request.no_webhook_sweep and (section is None or section.sweep)
+    return WebhookSettings(listen, secret, sweep=ListingSweep() if swept else None)
 
 
 def _settings(request: RunRequest, manifest: Manifest, env: Mapping[str, str]) -> ClientSettings:
