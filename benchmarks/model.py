@@ -165,9 +165,10 @@ def simulate_night(
         assert board is not None
         assert webhooks is not None
         assert webhooks.sweep is not None
+        interval = webhooks.sweep.interval(board.typical(), rows)
         if board.outstanding and board.live():
             polls += 1
-            board.sweeping = True
+            board.swept_until = now + 2 * interval
             for follow in following:
                 heard_by_then = follow.hint is not None and follow.hint <= now + LATENCY
                 if follow.done <= now and not heard_by_then and not follow.swept:
@@ -175,9 +176,9 @@ def simulate_night(
                     follow.generation += 1
                     push(now + LATENCY, follow, Detection.LISTING)
         else:
-            board.sweeping = False
+            board.swept_until = None
         if following or queue:
-            push(now + webhooks.sweep.interval(board.typical(), rows), None, None)
+            push(now + interval, None, None)
 
     def submit(at: float) -> None:
         if not queue:

@@ -36,7 +36,8 @@ PROGRESS_INTERVAL = 30.0
 
 WEBHOOK_SPREAD = 0.8
 """While IQ's webhook deliveries arrive, backstop polls come this many times further apart,
-divided by the square root of the share of deliveries lost: 2.5 times at a tenth lost."""
+divided by the square root of the share of deliveries lost: 2.5 times at a tenth lost, but
+for the ceiling below."""
 
 WEBHOOK_MAX_STRETCH = 2.3
 """...but at most this many times: the stretch a few lucky deliveries could earn otherwise."""
@@ -58,8 +59,8 @@ WEBHOOK_SWEPT_STRETCH = 8.0
 many times further apart than planned: they only back the sweeps up."""
 
 SWEEP_SHARE = 0.25
-"""Sweep the latest-reports listing every this share of the typical evaluation time: a lost
-delivery then costs about an eighth of an evaluation."""
+"""Sweep the latest-reports listing every this share of the typical time from a promotion's
+submission to its completion: a lost delivery then costs about an eighth of it."""
 SWEEP_FIRST = 1.0
 """Seconds between sweeps before any evaluation's time is known."""
 SWEEP_MIN_INTERVAL = 0.25
@@ -67,9 +68,10 @@ SWEEP_MAX_INTERVAL = 60.0
 """Sweeps come at least this many seconds apart, and at most."""
 SWEEP_ROWS_PER_SECOND = 2000.0
 """Rows of the listing read a second, on average, at most: a server with a large portfolio is
-swept less often (20,000 rows: every 10 s)."""
+swept less often (10,000 rows: every 5 s)."""
 SWEEP_MAX_BYTES = 8 * 1024 * 1024
-"""A listing larger than this (about 20,000 rows) is not read: the run sweeps no more."""
+"""A listing larger than this is not read, and the run sweeps no more: about 13,000 rows of
+some 625 bytes, the latest reports of 5,000 applications at two or three stages each."""
 
 WEBHOOK_FRESH_FOR = 600.0
 """Seconds after the last delivery a status confirmed that webhooks still count as arriving."""

@@ -183,7 +183,7 @@ def test_a_sweep_that_cannot_work_is_refused(params: dict[str, Any]) -> None:
 # --- the board -----------------------------------------------------------------------------
 
 
-def test_a_sweep_hints_at_each_listed_evaluation_once_and_a_delivery_is_said_first() -> None:
+def test_a_sweep_hints_at_each_listed_evaluation_twice_and_a_delivery_is_said_first() -> None:
     async def check() -> None:
         board = HintBoard(WebhookBackstop(clock_tolerance=2.0))
         with board.watching("app-1", "release", NOW) as watch:
@@ -192,7 +192,9 @@ def test_a_sweep_hints_at_each_listed_evaluation_once_and_a_delivery_is_said_fir
             listed = event(at=NOW + timedelta(seconds=5))
             assert board.offer(listed, Detection.LISTING)
             assert watch.take() is Detection.LISTING
-            assert not board.offer(listed, Detection.LISTING), "listed again: no new hint"
+            assert board.offer(listed, Detection.LISTING), "once more: its status may lag"
+            assert watch.take() is Detection.LISTING
+            assert not board.offer(listed, Detection.LISTING), "listed a third time: no hint"
             assert not board.offer(event(at=NOW), Detection.LISTING), "an older one either"
             assert board.offer(event(at=NOW + timedelta(seconds=9)), Detection.LISTING)
             assert board.offer(event(at=NOW + timedelta(seconds=9)))
@@ -222,6 +224,36 @@ def test_a_delivery_that_comes_after_a_sweep_found_its_evaluation_is_late_not_lo
     now[0] = 102.0
     assert not board.offer(event("app-2", at=NOW + timedelta(seconds=3))), "a poll's: unknown"
     assert board.last_confirmed == 101.0
+
+
+def test_a_delivery_while_a_sweeps_hint_is_asked_counts_as_heard_unless_refuted() -> None:
+    async def check() -> None:
+        board = HintBoard(last_confirmed=0.0, clock=lambda: 1.0)
+        with board.watching("app-1", "release", NOW) as watch:
+            board.offer(event(at=NOW + timedelta(seconds=5)), Detection.LISTING)
+            assert watch.take() is Detection.LISTING
+            board.offer(event(at=NOW + timedelta(seconds=5)))
+            watch.completed(heard=False, seconds=5.0, swept=True)
+        assert board.lost() == pytest.approx(board.policy.lost(1, 0))
+        board = HintBoard(last_confirmed=0.0, clock=lambda: 1.0)
+        with board.watching("app-1", "release", NOW) as watch:
+            board.offer(event(at=NOW + timedelta(seconds=5)))
+            assert watch.take() is Detection.WEBHOOK
+            watch.refuted()
+            watch.completed(heard=False, seconds=5.0)
+        assert board.lost() == pytest.approx(board.policy.lost(0, 1)), "a CI scan's delivery"
+
+    anyio.run(check)
+
+
+def test_sweeps_count_as_working_only_until_the_next_is_overdue() -> None:
+    now = [10.0]
+    board = HintBoard(clock=lambda: now[0])
+    assert not board.sweeping
+    board.swept_until = 12.0
+    assert board.sweeping
+    now[0] = 12.5
+    assert not board.sweeping, "a listing request retried for long is no working sweep"
 
 
 def test_the_board_knows_the_typical_time_to_completion() -> None:
@@ -398,6 +430,27 @@ async def test_a_failed_evaluation_says_nothing_of_the_deliveries(
             status = await follow(client, in_flight, QUICK_POLLS, "app", watch)
     assert status.state is EvaluationState.FAILED
     assert board.lost() == pytest.approx(board.policy.lost(0, 0))
+
+
+@pytest.mark.anyio
+async def test_a_delivery_the_status_refuted_does_not_count_as_the_promotions_own(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """A CI scan's delivery woke the follower while its evaluation ran; the poll that later
+    finds the evaluation done counts it as a lost delivery, not a heard one."""
+    board = HintBoard(last_confirmed=anyio.current_time())
+    async with (
+        simulator_factory(eval_time=0.5, eval_sigma=0.0) as sim,
+        IqClient(settings_for(sim.base_url)) as client,
+    ):
+        app_id = sim.portfolio.applications[0].id
+        with anyio.fail_after(LIMIT), board.watching(app_id, "release", NOW) as watch:
+            _, in_flight = await submit(client, sim)
+            assert board.offer(event(app_id, "release", datetime.now(UTC)))
+            await follow(client, in_flight, QUICK_POLLS, "app", watch)
+    assert in_flight.polls >= 2, "the refuted hint, then the poll that found it done"
+    assert in_flight.detected_by is Detection.POLL
+    assert board.lost() == pytest.approx(board.policy.lost(0, 1))
 
 
 @pytest.mark.anyio

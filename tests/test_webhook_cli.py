@@ -81,8 +81,9 @@ def read_json(path: Path) -> dict[str, Any]:
         (["--webhook-listen", "127.0.0.1"], {"IQ_WEBHOOK_SECRET": SECRET}, "HOST:PORT"),
         (["--webhook-listen", "::1:80"], {"IQ_WEBHOOK_SECRET": SECRET}, "in brackets"),
         (["--webhook-insecure"], {}, "without a listener"),
+        (["--no-webhook-sweep"], {}, "without a listener"),
     ],
-    ids=["no-secret", "short-secret", "no-port", "bare-ipv6", "insecure-alone"],
+    ids=["no-secret", "short-secret", "no-port", "bare-ipv6", "insecure-alone", "unswept-alone"],
 )
 def test_a_listener_that_cannot_work_is_exit_2_before_anything_is_sent(
     threaded_simulator_factory: ThreadedSimulatorFactory,
@@ -181,31 +182,40 @@ def test_the_secret_is_registered_with_the_log_scrubber(tmp_path: Path) -> None:
 def test_a_run_against_a_delivering_simulator_reports_the_webhook(
     threaded_simulator_factory: ThreadedSimulatorFactory, tmp_path: Path
 ) -> None:
+    """Run twice, two waves of promotions each: with --no-webhook-sweep the listing is never
+    read, and only deliveries end promotions; without it, sweeps read it too."""
     port = free_port()
-    report = tmp_path / "report.json"
+    reports, swept = [tmp_path / "unswept.json", tmp_path / "swept.json"], []
     with threaded_simulator_factory(
-        webhook_url=f"http://127.0.0.1:{port}/", webhook_secret=SECRET, eval_time=0.3
+        webhook_url=f"http://127.0.0.1:{port}/",
+        webhook_secret=SECRET,
+        eval_time=0.8,
+        eval_sigma=0.0,
+        eval_noise=0.0,
     ) as sim:
-        apps = [a.public_id for a in sim.portfolio.applications[:3]]
+        apps = [a.public_id for a in sim.portfolio.applications[:8]]
         manifest = write_manifest(
             tmp_path / "m.yaml",
             apps,
             f"webhook: {{listen: '127.0.0.1:{port}'}}",
             polling=LATE_POLLING,
         )
-        result = invoke(
-            "run", manifest, "--server-url", sim.base_url, "--report", report,
-            "--log-format", "json", "--no-webhook-sweep",
-            env=CREDENTIALS | {"IQ_WEBHOOK_SECRET": SECRET},
-        )  # fmt: skip
-        swept = sim.stats.requests_to("all-reports", "GET")
-    assert result.exit_code == 0, result.stderr
-    document = read_json(report)
+        for report, flags in zip(reports, (["--no-webhook-sweep"], []), strict=True):
+            before = sim.stats.requests_to("all-reports", "GET")
+            result = invoke(
+                "run", manifest, "--server-url", sim.base_url, "--report", report,
+                "--log-format", "json", *flags,
+                env=CREDENTIALS | {"IQ_WEBHOOK_SECRET": SECRET},
+            )  # fmt: skip
+            assert result.exit_code == 0, result.stderr
+            assert SECRET not in result.stderr
+            swept.append(sim.stats.requests_to("all-reports", "GET") - before)
+    document = read_json(reports[0])
     jsonschema.validate(document, json.loads(invoke("schema", "report").stdout))
-    assert [r["detectedBy"] for r in document["results"]] == ["webhook"] * 3
-    assert document["webhook"]["matched"] == 3
-    assert swept == 0, "--no-webhook-sweep: the listing is never read"
-    assert SECRET not in result.stderr
+    assert [r["detectedBy"] for r in document["results"]] == ["webhook"] * 8
+    assert document["webhook"]["matched"] == 8
+    assert swept[0] == 0, "--no-webhook-sweep: the listing is never read"
+    assert swept[1] > 0, "else the second wave is swept for"
 
 
 def test_simulate_delivers_to_the_runs_own_listener(tmp_path: Path) -> None:

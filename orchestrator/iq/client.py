@@ -169,11 +169,14 @@ class IqClient:
 
     # --- reports -------------------------------------------------------------------------------
 
-    async def latest_reports(self, *, limit: int = LISTING_ANSWER) -> list[LatestReport]:
+    async def latest_reports(
+        self, *, limit: int = LISTING_ANSWER, quiet: bool = False
+    ) -> list[LatestReport]:
         """The latest report of every application at every stage: one request for all. An
-        answer over ``limit`` bytes is not read (ServerError)."""
+        answer over ``limit`` bytes is not read (ServerError); ``quiet``: rows skipped are
+        debug events, not warnings (for a listing read again and again)."""
         return await self._rows(
-            "api/v2/reports/applications", LatestReport, kind="reports", limit=limit
+            "api/v2/reports/applications", LatestReport, kind="reports", limit=limit, quiet=quiet
         )
 
     async def report_history(
@@ -362,6 +365,7 @@ class IqClient:
         kind: str | None = None,
         params: Sequence[tuple[str, str]] | None = None,
         limit: int = LISTING_ANSWER,
+        quiet: bool = False,
     ) -> list[ModelT]:
         """A listing: ``{key: [rows]}`` (or a bare list), each row validated alone."""
         name = kind or key or url
@@ -370,7 +374,7 @@ class IqClient:
         )
         document = _json(answer, name)
         rows = document.get(key) if key is not None and isinstance(document, dict) else document
-        return _valid_rows(rows, model, name)
+        return _valid_rows(rows, model, name, quiet=quiet)
 
 
 def _json(answer: Any, what: str) -> Any:
@@ -385,16 +389,20 @@ def _json(answer: Any, what: str) -> Any:
         ) from None
 
 
-def _valid_rows(rows: object, model: type[ModelT], kind: str) -> list[ModelT]:
-    """The rows this version can use; each other one is skipped with a warning."""
+def _valid_rows(
+    rows: object, model: type[ModelT], kind: str, *, quiet: bool = False
+) -> list[ModelT]:
+    """The rows this version can use; each other one is skipped with a warning (``quiet``:
+    a debug event)."""
     if not isinstance(rows, list):
         raise ServerError(f"unexpected answer from {kind}: no list of rows")
+    say = log.debug if quiet else log.warning
     valid: list[ModelT] = []
     for index, row in enumerate(rows):
         try:
             valid.append(model.model_validate(row))
         except ValidationError as exc:
-            log.warning("listing.row_skipped", listing=kind, row=index, problem=_short(exc))
+            say("listing.row_skipped", listing=kind, row=index, problem=_short(exc))
     return valid
 
 

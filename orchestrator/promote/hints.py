@@ -152,6 +152,9 @@ class Spacing:
     at: float
 
 
+LISTED_HINTS = 2
+"""How many hints one evaluation the listing shows may give."""
+
 START = Spacing(0.0, 0.0)
 """Before the first poll: the submission."""
 
@@ -171,23 +174,40 @@ class Watch:
     _woken: anyio.Event = field(default_factory=anyio.Event, repr=False)
     _source: Detection = Detection.WEBHOOK
     _listed: datetime | None = None
-    """The evaluation date of the latest report a sweep hinted at: each sweep lists it again,
-    and one refuted hint of it is enough."""
+    """The evaluation date of the latest report a sweep hinted at: each sweep lists it again."""
+    _listed_hints: int = 0
+    """How often a sweep hinted at it: twice at most, in case the listing showed the report
+    a moment before the status said COMPLETED."""
+    _delivered: bool = False
+    """Whether a delivery came for this promotion, whatever hint its status was asked on."""
 
     def hint(self, source: Detection = Detection.WEBHOOK) -> None:
         """An evaluation may be this promotion's: said by a delivery, or found by a sweep
         (``Detection.LISTING``). A delivery's word stands over a sweep's."""
         if not self._woken.is_set() or source is Detection.WEBHOOK:
             self._source = source
+        if source is Detection.WEBHOOK:
+            self._delivered = True
         self._woken.set()
 
     def newly_listed(self, date: datetime) -> bool:
-        """Whether a sweep lists an evaluation dated ``date`` that no earlier sweep hinted at;
-        it is remembered now."""
-        if self._listed is not None and date <= self._listed:
+        """Whether a sweep's listing of an evaluation dated ``date`` is a hint: one newer than
+        any listed before, or the one listed before, once more (its status may have lagged
+        its report); it is counted now. A CI scan the listing keeps showing costs two status
+        requests, not one each sweep."""
+        if self._listed is not None and date < self._listed:
             return False
-        self._listed = date
+        if self._listed is None or date > self._listed:
+            self._listed, self._listed_hints = date, 0
+        if self._listed_hints >= LISTED_HINTS:
+            return False
+        self._listed_hints += 1
         return True
+
+    def refuted(self) -> None:
+        """The status asked on a hint was not final: a delivery that came was another
+        evaluation's (a CI scan's), not this promotion's."""
+        self._delivered = False
 
     def take(self) -> Detection | None:
         """Where the hint that came since the last one was taken came from (None: none came);
@@ -211,9 +231,11 @@ class Watch:
 
     def completed(self, *, heard: bool, seconds: float | None = None, swept: bool = False) -> None:
         """This promotion's evaluation completed, as a delivery said (``heard``) or a poll or
-        a sweep (``swept``) found, ``seconds`` after it was sent (for the sweeps' pace)."""
+        a sweep (``swept``) found, ``seconds`` after it was sent (for the sweeps' pace). A
+        delivery that came while the status was being asked on another hint counts too."""
+        heard = heard or self._delivered
         self.board.completed(self.sequence, heard=heard, seconds=seconds)
-        if swept:
+        if swept and not heard:
             self.board.found_by_sweep(self)
 
 
@@ -233,9 +255,9 @@ class HintBoard:
     clock: Callable[[], float] = field(default=anyio.current_time, repr=False)
     last_confirmed: float | None = None
     """``clock()`` of the last hint a final status confirmed."""
-    sweeping: bool = False
-    """Whether sweeps of the latest-reports listing find lost deliveries: set by the sweeper
-    while its sweeps work."""
+    swept_until: float | None = None
+    """``clock()`` until which sweeps count as working: set by the sweeper after each sweep
+    that worked, twice its interval ahead; None once sweeps stop."""
     _watches: dict[tuple[str, str], list[Watch]] = field(default_factory=dict, repr=False)
     _sent: Iterator[int] = field(default_factory=itertools.count, repr=False)
     _open: OrderedDict[int, None] = field(default_factory=OrderedDict, repr=False)
@@ -260,6 +282,12 @@ class HintBoard:
 
     def live(self) -> bool:
         return self.policy.live(self.last_confirmed, self.clock())
+
+    @property
+    def sweeping(self) -> bool:
+        """Whether sweeps of the latest-reports listing find lost deliveries now: the last
+        worked, and the next is not overdue (a listing request retried for minutes is not)."""
+        return self.swept_until is not None and self.clock() <= self.swept_until
 
     def completed(self, sequence: int, *, heard: bool, seconds: float | None = None) -> None:
         """The promotion watched as ``sequence`` completed ``seconds`` after it was sent: a

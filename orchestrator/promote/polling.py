@@ -91,6 +91,10 @@ class InFlight:
     detected_by: Detection | None = None
     """How the final answer came: a regular poll, or one a webhook hint prompted."""
 
+    picked_up: bool = False
+    """Sent by an earlier run and picked up by this one: its clock starts at the pick-up, so
+    its times say nothing of how long evaluations take."""
+
     @property
     def evaluation_seconds(self) -> float | None:
         """The evaluation time: the strategy's estimate, else the time of a confirmed hint
@@ -115,8 +119,8 @@ async def follow(
 
     With a ``watch``, a hint (a webhook delivery, or a sweep of the listing) makes the status
     be asked at once; only that answer decides, and a hint it refutes leaves the planned poll
-    where it was. While hints come,
-    the planned polls are spaced wider, the more so the fewer deliveries are lost
+    where it was. While hints come, the planned polls are spaced wider, the more so the fewer
+    deliveries are lost, and the most while sweeps work
     (:class:`~orchestrator.promote.hints.WebhookBackstop`).
     A status word this version does not know is not final: polling goes on (until the
     promotion's timeout), with one warning. Cancellation (a timeout, a stopped run) may land
@@ -143,10 +147,12 @@ async def follow(
                 if watch is not None and status.state is EvaluationState.COMPLETED:
                     # IQ's event is for completed evaluations only: a FAILED one says nothing
                     # of the deliveries.
-                    swept = hint is Detection.LISTING
-                    watch.completed(heard=heard, seconds=asked_at, swept=swept)
+                    seconds = None if in_flight.picked_up else asked_at
+                    watch.completed(heard=heard, seconds=seconds, swept=hint is Detection.LISTING)
                 return status
             in_flight.pending_until = asked_at
+            if hint is not None and watch is not None:
+                watch.refuted()
             if status.state is None and not warned:
                 warned = True
                 log.warning(

@@ -289,7 +289,10 @@ class Scheduler:
         tracked.attempts = prior.attempts
         tracked.submitted_at = prior.submitted_at
         tracked.in_flight = InFlight(
-            self.client.absolute(prior.status_url), anyio.current_time(), prior.polls
+            self.client.absolute(prior.status_url),
+            anyio.current_time(),
+            prior.polls,
+            picked_up=True,
         )
         for listener in self.listeners:
             listener.submitted(key, prior.status_url, prior.attempts)

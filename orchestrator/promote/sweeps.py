@@ -28,16 +28,17 @@ log = structlog.get_logger("orchestrator.promote")
 
 async def sweep_listing(client: IqClient, board: HintBoard, policy: ListingSweep) -> None:
     """Sweep until cancelled, or until a sweep fails; ``board.sweeping`` says whether sweeps
-    find lost deliveries now."""
+    find lost deliveries now. A listing's rows this version cannot read are skipped quietly
+    (a debug event): one the listing always holds would otherwise warn at every sweep."""
     rows = 0
     try:
         while True:
             await anyio.sleep(policy.interval(board.typical(), rows))
             if not board.outstanding or not board.live():
-                board.sweeping = False
+                board.swept_until = None
                 continue
             try:
-                reports = await client.latest_reports(limit=policy.max_bytes)
+                reports = await client.latest_reports(limit=policy.max_bytes, quiet=True)
             except ServerError as exc:
                 log.warning(
                     "webhook.sweep_stopped",
@@ -53,8 +54,9 @@ async def sweep_listing(client: IqClient, board: HintBoard, policy: ListingSweep
                     continue
                 event = EvaluationEvent(report.application_id, report.stage, date)
                 found += board.offer(event, Detection.LISTING)
-            board.sweeping = True
+            ahead = 2 * policy.interval(board.typical(), rows)
+            board.swept_until = board.clock() + ahead
             if found:
                 log.debug("webhook.sweep", rows=rows, hints=found)
     finally:
-        board.sweeping = False
+        board.swept_until = None

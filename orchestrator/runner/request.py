@@ -184,11 +184,15 @@ def _webhook(
     section = manifest.webhook
     text = request.webhook_listen or (section.listen if section else None)
     if text is None:
-        if request.webhook_insecure:
-            raise UsageError(
-                "--webhook-insecure without a listener: give --webhook-listen HOST:PORT "
-                "(or webhook.listen in the manifest)"
-            )
+        for given, option in (
+            (request.webhook_insecure, "--webhook-insecure"),
+            (request.no_webhook_sweep, "--no-webhook-sweep"),
+        ):
+            if given:
+                raise UsageError(
+                    f"{option} without a listener: give --webhook-listen HOST:PORT "
+                    "(or webhook.listen in the manifest)"
+                )
         return None
     try:
         listen = listen_address(text)
