@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -204,7 +205,7 @@ async def test_a_foreign_evaluation_the_listing_shows_never_ends_a_promotion(
 async def test_a_listing_too_large_to_read_stops_the_sweeps_and_polls_find_the_rest(
     simulator_factory: SimulatorFactory,
 ) -> None:
-    too_small = ListingSweep(first=0.05, share=0.25, min_interval=0.05, max_bytes=64)
+    too_small = replace(QUICK_SWEEP, max_bytes=64)
     async with delivering(simulator_factory, webhook_loss=0.5, seed=1) as (sim, port):
         with capture_logs() as events:
             report = await run_with_webhook(
