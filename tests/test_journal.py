@@ -17,6 +17,7 @@ from orchestrator.promote.events import StepKey
 from orchestrator.promote.journal import (
     HISTORY_KEPT,
     JOURNAL_NAME,
+    RESULTS_HELD_ROWS,
     RUNS_KEPT,
     Journal,
     ResumePoint,
@@ -296,6 +297,97 @@ def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> No
     unanswered = [k for k, p in point.prior.items() if p.sent_unanswered_at is not None]
     assert sorted(unanswered) == sorted((0, 0, f"app-{n}") for n in range(0, 50, 2))
     assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(50,)]
+
+
+def crash_after(tmp_path: Path, steps: str, *, held: float = 3600.0) -> dict[str, str | None]:
+    """Run ``steps`` (Python, with ``journal``, ``result`` and ``Outcome`` at hand) on a fresh
+    journal, kill the process without closing it, and say what a resume finds of each
+    application: ``"result"``, ``"status URL"``, ``"unanswered"``."""
+    script = (
+        textwrap.dedent(
+            f"""
+        import os, signal
+        from datetime import datetime, UTC
+        from pathlib import Path
+        from orchestrator.promote import journal as journal_module
+        from orchestrator.report.results import Outcome, PromotionResult
+        journal_module.RESULTS_HELD = {held!r}
+        def result(name):
+            return PromotionResult(
+                public_id=name, entry_index=0, transition_index=0, source_stage_id="build",
+                target_stage_id="build", status=Outcome.COMPLETED, status_url="status/" + name,
+                attempts=1, evaluation_seconds=1.0,
+            )
+        journal = journal_module.Journal(Path({str(tmp_path)!r})).__enter__()
+        journal.begin({MANIFEST!r}, {DIGEST!r}, datetime.now(UTC))
+        """
+        )
+        + textwrap.dedent(steps)
+        + "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    crashed = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", script], check=False, timeout=60, capture_output=True
+    )
+    assert crashed.returncode == -9, crashed.stderr.decode()
+    with Journal(tmp_path) as journal:
+        point = resume_point(journal, MANIFEST)
+    assert point is not None
+    found: dict[str, str | None] = {}
+    for key, prior in point.prior.items():
+        found[key[2]] = (
+            "result"
+            if prior.result is not None
+            else "status URL"
+            if prior.status_url is not None
+            else "unanswered"
+            if prior.sent_unanswered_at is not None
+            else None
+        )
+    return found
+
+
+def test_a_result_is_committed_with_the_next_intent_and_a_crash_before_costs_a_poll(
+    tmp_path: Path,
+) -> None:
+    """Results wait for the next commit: one lost to a crash leaves its status URL, which a
+    resume follows (one status request), never a POST sent again."""
+    steps = """
+        for name in ("a", "b"):
+            journal.intent((0, 0, name))
+            journal.submitted((0, 0, name), "status/" + name, 1)
+        journal.finished((0, 0, "a"), result("a"))
+        journal.intent((0, 0, "c"))
+        journal.finished((0, 0, "b"), result("b"))
+        """
+    assert crash_after(tmp_path / "held", steps) == {
+        "a": "result",
+        "b": "status URL",
+        "c": "unanswered",
+    }
+    # Held no time, each result is committed as it comes.
+    assert crash_after(tmp_path / "unheld", steps, held=0.0)["b"] == "result"
+
+
+def test_no_more_results_are_held_than_a_commit_takes(tmp_path: Path) -> None:
+    steps = f"""
+        for n in range({RESULTS_HELD_ROWS // 2 + 10}):
+            journal.finished((0, 0, f"app-{{n}}"), result(f"app-{{n}}"))
+        """
+    found = crash_after(tmp_path, steps)
+    # Each result is two statements (its row, its time): the first half made a full commit.
+    assert list(found.values()) == ["result"] * (RESULTS_HELD_ROWS // 2)
+
+
+def test_results_held_are_committed_when_the_journal_closes_or_is_read(tmp_path: Path) -> None:
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=3.0))
+        assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(0,)]
+        assert journal.evaluation_history() == {"app": [3.0]}
+        assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(1,)]
+        journal.finished((0, 1, "app"), result(key, Outcome.COMPLETED))
+    assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(2,)]
 
 
 def test_a_journal_kept_for_years_holds_only_recent_runs_and_history(tmp_path: Path) -> None:

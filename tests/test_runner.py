@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 from collections.abc import Callable
@@ -14,14 +15,17 @@ import jsonschema
 import pytest
 from structlog.testing import capture_logs
 
+from orchestrator import defaults
 from orchestrator.errors import AuthError
 from orchestrator.iq.firewall_models import OwnerType
 from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings, Credentials
 from orchestrator.manifest.model import parse_manifest
+from orchestrator.promote.events import StepKey
 from orchestrator.promote.polling import BackoffSchedule
-from orchestrator.report.results import Outcome, ViolationCounts
+from orchestrator.promote.progress import ProgressTracker
+from orchestrator.report.results import Outcome, PromotionResult, ViolationCounts
 from orchestrator.report.run_report import RunReport
 from orchestrator.report.violations import count_violations
 from orchestrator.runner.config import RunConfig
@@ -100,6 +104,33 @@ async def test_chains_complete_in_order_with_absolute_links(
         assert result.submitted_at
         assert result.finished_at
         assert result.duration_seconds is not None
+
+
+@pytest.mark.anyio
+async def test_the_collector_runs_at_the_runs_pace_and_is_given_back(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    """A run collects cyclic garbage less often (its promotions allocate by the thousand a
+    second); a Python caller's own pace is back when it returns."""
+    seen: list[tuple[int, int, int]] = []
+
+    class Watching(ProgressTracker):
+        def finished(self, key: StepKey, result: PromotionResult) -> None:
+            seen.append(gc.get_threshold())
+            super().finished(key, result)
+
+    callers = (900, 11, 12)
+    before = gc.get_threshold()
+    gc.set_threshold(*callers)
+    try:
+        text = manifest(entry(portfolio[:2], "{from: build, to: build}"))
+        with anyio.fail_after(30):
+            report = await run(config_for(simulator, text, progress=Watching()))
+        assert gc.get_threshold() == callers
+    finally:
+        gc.set_threshold(*before)
+    assert report.succeeded
+    assert seen == [defaults.COLLECTOR_THRESHOLDS] * 2
 
 
 @pytest.mark.anyio

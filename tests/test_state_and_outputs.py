@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from orchestrator.errors import LockedError, UnwrittenError, UsageError
 from orchestrator.files import check_private_file
 from orchestrator.manifest.model import load_manifest, manifest_digest, parse_manifest
 from orchestrator.promote.control import RunControl
-from orchestrator.promote.journal import Journal
+from orchestrator.promote.journal import JOURNAL_NAME, Journal
 from orchestrator.promote.lock import StateLock
 from orchestrator.report.results import Outcome
 from orchestrator.report.run_report import RunReport, Summary
@@ -575,7 +576,8 @@ def test_an_unreadable_journal_row_is_skipped_with_a_warning(tmp_path: Path) -> 
     with Journal(tmp_path) as journal:
         journal.begin("m.yaml", "meaning", datetime.now(UTC))
         journal.finished(key, result("app", Outcome.COMPLETED))
-        journal.db.execute("UPDATE steps SET result = '{not json'")
+    with closing(sqlite3.connect(tmp_path / JOURNAL_NAME)) as db, db:
+        db.execute("UPDATE steps SET result = '{not json'")
     with Journal(tmp_path) as journal, capture_logs() as logs:
         unfinished = journal.unfinished("m.yaml")
         assert unfinished is not None

@@ -4,8 +4,11 @@ Before each POST the journal records the intent; after it, the status URL; at th
 result. After a crash at any instant, a resume therefore re-sends only the POSTs whose
 answer was never recorded (those in the air at that instant) and follows every other
 accepted promotion by its status URL. SQLite in WAL mode makes each record durable against
-the process dying; the journal also keeps evaluation times, the history that lets later
-nights poll closer to when evaluations finish.
+the process dying, as soon as it is committed: an intent and a status URL at once, results
+with the next of those, or within :data:`RESULTS_HELD` seconds. A result lost to a crash
+costs its promotion one status request on resume, never a second evaluation; committing
+each alone took a tenth of the client's CPU at 100,000 applications. The journal also keeps
+evaluation times, the history that lets later nights poll closer to when evaluations finish.
 
 The journal is private state (0600, never opened through a symlink). A write that fails
 during a run (a full disk) does not stop the run: the journal says so once and stops
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +42,14 @@ RUNS_KEPT = 10
 
 HISTORY_KEPT = 5
 """Evaluation times kept per application, newest first: what later nights poll by."""
+
+RESULTS_HELD = 1.0
+"""Seconds a result may wait for the next commit (an intent's, a status URL's) before it is
+committed alone."""
+RESULTS_HELD_ROWS = 500
+"""...or this many statements, whichever comes first."""
+
+Statement = tuple[str, tuple[object, ...]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -104,6 +116,9 @@ class Journal:
         self.run_id: int | None = None
         self.failure: str | None = None
         """Why recording stopped (a full disk), once it has: the run goes on unrecorded."""
+        self._held: list[Statement] = []
+        """Results not committed yet: they go with the next commit."""
+        self._held_since = 0.0
 
     def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +146,8 @@ class Journal:
         tb: TracebackType | None,
     ) -> None:
         if self._db is not None:
+            if self._held:
+                self._record([])
             self._db.close()
             self._db = None
 
@@ -259,11 +276,22 @@ class Journal:
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         self._record([(sql, params)])
 
-    def _record(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        """Record, in one commit, unless recording already failed: a journal that cannot be
-        written (a full disk, a folder made read-only) must not stop the run, whose report
-        is still written."""
-        if self.failure is not None:
+    def _hold(self, statements: list[Statement]) -> None:
+        """Commit ``statements`` with the next commit, or now if results have waited
+        :data:`RESULTS_HELD` seconds (or :data:`RESULTS_HELD_ROWS` statements)."""
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held += statements
+        held_long = time.monotonic() - self._held_since >= RESULTS_HELD
+        if held_long or len(self._held) >= RESULTS_HELD_ROWS:
+            self._record([])
+
+    def _record(self, statements: list[Statement]) -> None:
+        """Record, in one commit with the results held, unless recording already failed: a
+        journal that cannot be written (a full disk, a folder made read-only) must not stop
+        the run, whose report is still written."""
+        statements, self._held = self._held + statements, []
+        if self.failure is not None or not statements:
             return
         try:
             if len(statements) == 1:
@@ -307,8 +335,9 @@ class Journal:
         )
 
     def finished(self, key: StepKey, result: PromotionResult) -> None:
-        """The step's final row, and its evaluation time for later nights, in one commit."""
-        statements: list[tuple[str, tuple[object, ...]]] = [
+        """The step's final row, and its evaluation time for later nights, committed
+        together with the next commit (see :data:`RESULTS_HELD`)."""
+        statements: list[Statement] = [
             (
                 "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
                 "status_url, attempts, outcome, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -331,13 +360,14 @@ class Journal:
                     (key[2], result.target_stage_id, result.evaluation_seconds, _now()),
                 )
             )
-        self._record(statements)
+        self._hold(statements)
 
     # --- history ---------------------------------------------------------------------------
 
     def evaluation_history(self, per_application: int = HISTORY_KEPT) -> dict[str, list[float]]:
         """The latest evaluation times of each application, newest first."""
         history: dict[str, list[float]] = {}
+        self._record([])
         rows = self.db.execute(
             "SELECT public_id, seconds FROM durations ORDER BY recorded_at DESC, rowid DESC"
         )

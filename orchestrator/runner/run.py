@@ -8,6 +8,7 @@ displays what happens and exits with ``report.exit_code``.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
+from orchestrator import defaults
 from orchestrator.errors import (
     ExitCode,
     IqPromoteError,
@@ -59,14 +61,28 @@ async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None
     config = what if isinstance(what, RunConfig) else resolve(what)
     control = control or RunControl()
     started = datetime.now(UTC)
+    with _collector_paced():
+        try:
+            executed = await _executed(config, control)
+        except ServerError as exc:
+            # Refused or unreachable before the first promotion: the night still leaves its
+            # report and metrics, so a dashboard shows it failed rather than last night's
+            # numbers.
+            _written(_refused(config, exc, started), config)
+            raise
+        return _written(_judged(executed, config, control), config)
+
+
+@contextmanager
+def _collector_paced() -> Iterator[None]:
+    """The collector at the run's pace (:data:`~orchestrator.defaults.COLLECTOR_THRESHOLDS`),
+    and back at the caller's afterwards: a Python caller's process is its own."""
+    before = gc.get_threshold()
+    gc.set_threshold(*defaults.COLLECTOR_THRESHOLDS)
     try:
-        executed = await _executed(config, control)
-    except ServerError as exc:
-        # Refused or unreachable before the first promotion: the night still leaves its
-        # report and metrics, so a dashboard shows it failed rather than last night's numbers.
-        _written(_refused(config, exc, started), config)
-        raise
-    return _written(_judged(executed, config, control), config)
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _written(report: RunReport, config: RunConfig) -> RunReport:
