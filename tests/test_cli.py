@@ -8,9 +8,7 @@ inspect, an unknown application) start one in a background thread, since the com
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import importlib.util
 import json
 import shutil
 import socket
@@ -28,7 +26,6 @@ import structlog
 from click.testing import CliRunner, Result
 
 from orchestrator.cli.main import main
-from orchestrator.cli.support import run_async
 from orchestrator.iq.models import Stage
 from orchestrator.iq.retry import RetryPolicy
 from orchestrator.iq.transport import ClientSettings
@@ -795,14 +792,3 @@ def test_progress_events_off_a_terminal_and_no_secret_anywhere(
     assert secret not in result.stdout
     for path in _files_under(tmp_path):
         assert secret.encode() not in path.read_bytes(), path
-
-
-def test_commands_run_on_uvloop_where_it_is_installed() -> None:
-    """Its event loop in compiled code is a good part of the client's CPU at scale; without
-    it (on Windows) the standard loop serves."""
-
-    async def loop_kind(answer: int) -> tuple[str, int]:
-        return type(asyncio.get_running_loop()).__module__.split(".")[0], answer
-
-    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    assert run_async(loop_kind, 42) == (expected, 42)

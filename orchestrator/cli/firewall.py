@@ -15,6 +15,7 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import click
 import structlog
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.support import guarded, log_options, run_async, server_options, show_listing
+from orchestrator.cli.support import guarded, log_options, server_options, show_listing
 from orchestrator.firewall.inventory import FirewallInventory, read_inventory
 from orchestrator.firewall.pages import ResultsPage, ResultsRequest, walk_pages
 from orchestrator.firewall.query import (
@@ -237,7 +238,7 @@ def repository_results(
                     )
 
         try:
-            tally = run_async(export)
+            tally = anyio.run(export)
         except BrokenPipeError:
             # The reader (``| head``) has all it wanted; that is not an error.
             _silence_stdout()
@@ -297,7 +298,7 @@ def repositories(
                 return await read_inventory(client)
 
         # Printed, and often kept in a file: no secret a server echoed in a name reaches it.
-        inventory = SCRUBBER.scrub_model(run_async(read))
+        inventory = SCRUBBER.scrub_model(anyio.run(read))
         show_listing(as_json, inventory.to_document, lambda: inventory_table(inventory))
         return 0
 

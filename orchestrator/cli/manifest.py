@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import click
 
-from orchestrator.cli.support import guarded, log_options, run_async, server_options
+from orchestrator.cli.support import guarded, log_options, server_options
 from orchestrator.errors import ExitCode
 from orchestrator.iq.client import IqClient
 from orchestrator.logs import LogFormat, configure_logging
@@ -83,7 +84,7 @@ def plan_command(
             async with connected(given, manifest) as settings, IqClient(settings) as client:
                 return await resolve_plan(manifest, client)
 
-        plan = run_async(resolve)
+        plan = anyio.run(resolve)
         click.echo(_plan_json(plan) if as_json else _plan_text(plan))
         # As a dry run: steps that cannot resolve (an unknown application) fail it.
         return int(ExitCode.NOT_COMPLETED if plan.unresolved else ExitCode.OK)

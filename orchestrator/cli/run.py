@@ -15,7 +15,7 @@ from rich.console import Console
 from orchestrator import defaults
 from orchestrator.cli.console import summary_renderable
 from orchestrator.cli.progress import show_progress
-from orchestrator.cli.support import guarded, log_options, run_async, say_error, server_options
+from orchestrator.cli.support import guarded, log_options, say_error, server_options
 from orchestrator.logs import LogFormat, configure_logging
 from orchestrator.promote.progress import ProgressTracker, log_progress
 from orchestrator.render import RenderOutputs
@@ -178,7 +178,7 @@ def run_command(
             **options,
         )
         config = resolve(request)  # everything wrong that can be known, before the loop
-        report = run_async(display.running, config)
+        report = anyio.run(display.running, config)
         if display.live:
             console.print(
                 summary_renderable(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import click
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli.support import guarded, log_options, run_async, server_options, show_listing
+from orchestrator.cli.support import guarded, log_options, server_options, show_listing
 from orchestrator.iq.client import IqClient
 from orchestrator.iq.models import Stage
 from orchestrator.logs import LogFormat, configure_logging
@@ -57,7 +58,7 @@ def scans(
                 wanted = Stage(stage) if stage else None
                 return await list_scans(client, public_id, stage=wanted, limit=limit)
 
-        listing = run_async(read)
+        listing = anyio.run(read)
         show_listing(as_json, listing.to_document, lambda: scans_table(listing))
         return 0
 

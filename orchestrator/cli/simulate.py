@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import click
 
-from orchestrator.cli.support import fail, run_async
+from orchestrator.cli.support import fail
 from orchestrator.errors import IqPromoteError, UsageError
 from orchestrator.iq.models import PurgeScanFiles
 from orchestrator.manifest.model import load_manifest
@@ -221,7 +221,7 @@ def simulate(
         except IqPromoteError as exc:
             fail(exc)
     try:
-        run_async(serve, config, host, port)
+        anyio.run(serve, config, host, port)
     except OSError as exc:
         # A busy port, an address this machine does not have: say it, not a traceback.
         fail(UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
