@@ -134,6 +134,49 @@ async def test_the_collector_runs_at_the_runs_pace_and_is_given_back(
 
 
 @pytest.mark.anyio
+async def test_runs_side_by_side_keep_the_pace_until_the_last_one_ends(
+    simulator: Simulator, portfolio: list[str]
+) -> None:
+    """Two runs in one process, the first to start ending first: the second keeps the run's
+    pace to its end, and the caller's comes back after it."""
+    seen: list[tuple[int, int, int]] = []
+    started = anyio.Event()
+
+    class Starting(ProgressTracker):
+        def planned(self, total: int, carried: Any = None) -> None:
+            started.set()
+            super().planned(total, carried)
+
+    class Watching(ProgressTracker):
+        def finished(self, key: StepKey, result: PromotionResult) -> None:
+            seen.append(gc.get_threshold())
+            super().finished(key, result)
+
+    short = manifest(entry(portfolio[:1], "{from: build, to: build}"))
+    steps = ["{from: build, to: build}"] * 4
+    long = manifest(entry(portfolio[1:4], *steps), concurrency=1)
+    callers = (900, 11, 12)
+    before = gc.get_threshold()
+    gc.set_threshold(*callers)
+    reports: list[RunReport] = []
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+
+                async def first() -> None:
+                    reports.append(await run(config_for(simulator, short, progress=Starting())))
+
+                tg.start_soon(first)
+                await started.wait()
+                reports.append(await run(config_for(simulator, long, progress=Watching())))
+        assert gc.get_threshold() == callers
+    finally:
+        gc.set_threshold(*before)
+    assert [len(r.results) for r in reports] == [1, 12]  # the short one ended first
+    assert seen == [defaults.COLLECTOR_THRESHOLDS] * 12
+
+
+@pytest.mark.anyio
 async def test_unknown_application_is_an_error_and_the_rest_run(
     simulator: Simulator, portfolio: list[str]
 ) -> None:

@@ -73,16 +73,24 @@ async def run(what: RunRequest | RunConfig, *, control: RunControl | None = None
         return _written(_judged(executed, config, control), config)
 
 
+_paced_runs: list[tuple[int, ...]] = []
+"""The collector's thresholds as each run under way in this process found them; the first,
+the caller's, is the last one taken off."""
+
+
 @contextmanager
 def _collector_paced() -> Iterator[None]:
     """The collector at the run's pace (:data:`~orchestrator.defaults.COLLECTOR_THRESHOLDS`),
-    and back at the caller's afterwards: a Python caller's process is its own."""
-    before = gc.get_threshold()
+    and back at the caller's when the last run under way ends, in whatever order runs a
+    Python caller started side by side end: the caller's process is its own."""
+    _paced_runs.append(gc.get_threshold())
     gc.set_threshold(*defaults.COLLECTOR_THRESHOLDS)
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        callers = _paced_runs.pop()
+        if not _paced_runs:
+            gc.set_threshold(*callers)
 
 
 def _written(report: RunReport, config: RunConfig) -> RunReport:
