@@ -8,8 +8,8 @@ the process dying, as soon as it is committed: an intent and a status URL at onc
 with the next of those, or within :data:`RESULTS_HELD` seconds. A result lost to a crash
 costs its promotion one status request on resume, never a second evaluation; three commits
 a promotion were 8% of the client's CPU at 5,000 applications, and a result's is the one a
-resume can do without. The journal also keeps
-evaluation times, the history that lets later nights poll closer to when evaluations finish.
+resume can do without. The journal also keeps evaluation times, the history that lets later
+nights poll closer to when evaluations finish.
 
 The journal is private state (0600, never opened through a symlink). A write that fails
 during a run (a full disk) does not stop the run: the journal says so once and stops
@@ -147,8 +147,7 @@ class Journal:
         tb: TracebackType | None,
     ) -> None:
         if self._db is not None:
-            if self._held:
-                self._record([])
+            self._record([])
             self._db.close()
             self._db = None
 
@@ -280,11 +279,11 @@ class Journal:
     def _hold(self, statements: list[Statement]) -> None:
         """Commit ``statements`` with the next commit, or now if results have waited
         :data:`RESULTS_HELD` seconds (or :data:`RESULTS_HELD_ROWS` statements)."""
+        now = time.monotonic()
         if not self._held:
-            self._held_since = time.monotonic()
+            self._held_since = now
         self._held += statements
-        held_long = time.monotonic() - self._held_since >= RESULTS_HELD
-        if held_long or len(self._held) >= RESULTS_HELD_ROWS:
+        if now - self._held_since >= RESULTS_HELD or len(self._held) >= RESULTS_HELD_ROWS:
             self._record([])
 
     def _record(self, statements: list[Statement]) -> None:
@@ -368,7 +367,7 @@ class Journal:
     def evaluation_history(self, per_application: int = HISTORY_KEPT) -> dict[str, list[float]]:
         """The latest evaluation times of each application, newest first."""
         history: dict[str, list[float]] = {}
-        self._record([])
+        self._record([])  # the results held first: they hold times too
         rows = self.db.execute(
             "SELECT public_id, seconds FROM durations ORDER BY recorded_at DESC, rowid DESC"
         )
