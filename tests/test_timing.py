@@ -7,18 +7,26 @@ choice, and name the tunable constants only symbolically.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.manifest.model import Transition
-from orchestrator.promote.learned_polling import PRIOR_SPREAD, LearnedSchedule, longest_first
+from orchestrator.promote import learned_polling
+from orchestrator.promote.learned_polling import (
+    PRIOR_SPREAD,
+    LearnedSchedule,
+    _Sample,
+    longest_first,
+)
 from orchestrator.promote.plan import ApplicationWork, Chain, Step, Target
 
 TAKE = 200
@@ -422,3 +430,41 @@ def test_with_history_a_long_evaluation_is_not_polled_early_for_the_tail_share()
         schedule.observe(f"app-{n}", 2.9, 3.1)
     first = next(schedule.offsets("slow-one"))
     assert first > 0.5 * 30.0
+
+
+def whole_window_next_poll(seen: list[float], after: float, budget: float) -> float | None:
+    """The polling rule as first written, with sums over the whole window: the reference."""
+    below = bisect.bisect_right(seen, after)
+    above = len(seen) - below
+    if above == 0:
+        return None
+    sums = [0.0, *itertools.accumulate(seen)]
+    target = budget * above
+    low, high = below + 1, len(seen)
+    while low < high:
+        middle = (low + high) // 2
+        if (middle - below) * seen[middle] - (sums[middle] - sums[below]) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return (target + sums[low] - sums[below]) / (low - below)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sums_kept_by_chunk_plan_the_polls_sums_over_the_whole_window_would(seed: int) -> None:
+    """After each observation (the window full or not), for chunks of any size (small ones
+    make a few observations span many). Times in eighths of a second: floats hold their sums
+    exactly in any order, so both rules agree to the bit."""
+    rng = random.Random(seed)
+    size, chunk = rng.randint(1, 100), rng.randint(1, 80)
+    sample = _Sample(size)
+    times: list[float] = []
+    with mock.patch.object(learned_polling, "_CHUNK", chunk):
+        for _ in range(rng.randint(1, 300)):
+            time = rng.randint(1, 4000) / 8
+            after, budget = rng.randint(0, 4000) / 8, rng.randint(1, 1600) / 16
+            sample.add(time)
+            times.append(time)
+            planned = sample.next_poll(after, budget)
+            assert planned == whole_window_next_poll(sorted(times[-size:]), after, budget)
+    assert len(sample) == min(len(times), size)

@@ -50,19 +50,30 @@ MAX_FIT_SIGMA = 3.0
 """A fit spread wider than this (in log units) says nothing about where in a bracket."""
 
 _STANDARD = NormalDist()
+_CHUNK = 64
+"""Sorted observations summed together: a planned poll adds at most this many up."""
 
 
 class _Sample:
-    """The latest ``size`` observations, kept sorted, with prefix sums for the polling rule.
+    """The latest ``size`` observations, kept sorted, with sums over chunks of them for the
+    polling rule.
 
-    An observation costs at most ``size`` steps and a planned poll a binary search, so a run
-    of any length stays linear in its promotions.
+    An observation costs at most ``size`` steps (a list insertion) and a planned poll a
+    search over chunk sums, then within one chunk, so a run of any length stays linear in its
+    promotions. Sums over the whole window, rebuilt after each observation, were 5% of the
+    client's CPU: an observation changes only the chunks from its place on, and those are
+    summed again when next asked.
     """
 
     def __init__(self, size: int) -> None:
         self._recent: deque[float] = deque()
         self._sorted: list[float] = []
-        self._sums: list[float] | None = None
+        self._chunk_sums: list[float] = []
+        """The sum of each chunk of :data:`_CHUNK` sorted observations (the last may be short)."""
+        self._cumulative: list[float] = [0.0]
+        """The sum of the observations before each chunk, and of all of them at the end."""
+        self._stale_from = 0
+        """The first position whose chunk's sum may be out of date."""
         self._size = size
         self._logs = 0.0
         self._log_squares = 0.0
@@ -72,16 +83,20 @@ class _Sample:
 
     def add(self, value: float) -> None:
         value = max(value, 1e-6)
+        stale_from = self._stale_from
         if len(self._recent) == self._size:
             oldest = self._recent.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, oldest)]
+            position = bisect.bisect_left(self._sorted, oldest)
+            del self._sorted[position]
+            stale_from = min(stale_from, position)
             self._logs -= math.log(oldest)
             self._log_squares -= math.log(oldest) ** 2
         self._recent.append(value)
-        bisect.insort(self._sorted, value)
+        position = bisect.bisect_right(self._sorted, value)
+        self._sorted.insert(position, value)
+        self._stale_from = min(stale_from, position)
         self._logs += math.log(value)
         self._log_squares += math.log(value) ** 2
-        self._sums = None
 
     def median(self) -> float:
         return self._sorted[len(self._sorted) // 2]
@@ -117,25 +132,55 @@ class _Sample:
         above = len(seen) - below
         if above == 0:
             return None
-        if self._sums is None:
-            self._sums = [0.0, *itertools.accumulate(seen)]
-        sums = self._sums
+        cumulative = self._refreshed()
+        chunk = _CHUNK
+        before = self._sum_before(below)
         target = budget * above
 
-        def waited(j: int) -> float:
+        def waited(j: int, sum_before_j: float) -> float:
             """The total wait, at time ``seen[j]``, of the observations before it (and above
-            ``after``)."""
-            return (j - below) * seen[j] - (sums[j] - sums[below])
+            ``after``); it grows with ``j``."""
+            return (j - below) * seen[j] - (sum_before_j - before)
 
-        low, high = below + 1, len(seen)
+        # The first position past ``below`` whose wait reaches the target (else the end):
+        # first the chunk it is in, by the waits at chunk starts, then its place in the chunk.
+        low, high = -(-(below + 1) // chunk), -(-len(seen) // chunk)
         while low < high:
             middle = (low + high) // 2
-            if waited(middle) >= target:
+            if waited(middle * chunk, cumulative[middle]) >= target:
+                high = middle
+            else:
+                low = middle + 1
+        start = max(below + 1, (low - 1) * chunk)
+        end = min(len(seen), low * chunk)
+        sums = list(itertools.accumulate(seen[start:end], initial=self._sum_before(start)))
+        low, high = start, end
+        while low < high:
+            middle = (low + high) // 2
+            if waited(middle, sums[middle - start]) >= target:
                 high = middle
             else:
                 low = middle + 1
         count = low - below
-        return (target + sums[low] - sums[below]) / count
+        return (target + sums[low - start] - before) / count
+
+    def _refreshed(self) -> list[float]:
+        """The sums before each chunk, the chunks from the first stale one summed again."""
+        seen, chunk = self._sorted, _CHUNK
+        if self._stale_from < len(seen):
+            first = self._stale_from // chunk
+            del self._chunk_sums[first:]
+            self._chunk_sums += (
+                sum(seen[a : a + chunk]) for a in range(first * chunk, len(seen), chunk)
+            )
+            self._cumulative = [0.0, *itertools.accumulate(self._chunk_sums)]
+            self._stale_from = len(seen)
+        return self._cumulative
+
+    def _sum_before(self, position: int) -> float:
+        """The sum of the observations before ``position`` (with the chunk sums fresh)."""
+        first = position // _CHUNK * _CHUNK
+        return self._cumulative[position // _CHUNK] + sum(self._sorted[first:position])
 
 
 @dataclass(slots=True)
