@@ -33,7 +33,7 @@ from orchestrator.iq.models import (
     Stage,
 )
 from orchestrator.iq.retry import RetryPolicy
-from orchestrator.iq.transport import ClientSettings, Credentials, normalise_base_url
+from orchestrator.iq.transport import ClientSettings, Credentials, Transport, normalise_base_url
 from orchestrator.simulator import FaultConfig, Simulator
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +131,24 @@ def test_a_link_is_made_absolute_as_joining_it_would(link: str, base: str) -> No
     except ForeignUrlError:
         return  # refused, as test_relative_links_are_joined_and_links_elsewhere_refused shows
     assert made == str(normalise_base_url(base).join(URL(link)))
+
+
+@given(
+    link=st.text(alphabet="ab9_~-./%:?#@\\", max_size=24),
+    base=st.sampled_from(["https://iq.example.com/iq", "http://127.0.0.1:8070/", "http://h/a/b/"]),
+)
+def test_a_url_is_requested_where_joining_it_leads(link: str, base: str) -> None:
+    """A plain relative status URL is requested at the base URL's text and its own, unparsed:
+    the URL joining it gives; others are joined and checked."""
+    transport = Transport(settings_for(base))
+    try:
+        target = transport.target(link)
+    except ForeignUrlError:
+        return
+    joined = normalise_base_url(base).join(URL(link))
+    assert target == joined
+    assert str(target) == str(joined)
+    assert transport.target(link) == joined, "and again, from what is kept"
 
 
 @pytest.mark.parametrize(

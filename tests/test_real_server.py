@@ -375,6 +375,39 @@ async def test_a_csrf_cookie_the_server_sets_does_not_displace_the_clients(
     assert sim.stats.requests_to("promote-scan") == 2
 
 
+async def test_a_fronts_session_cookie_goes_back_with_every_request_the_csrf_one_beside_it(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """An SSO front's session cookie, set on the first answer, comes back on each later
+    request; a POST carries it beside the client's CSRF cookie. (On a host name: cookies
+    from an IP address are not kept.)"""
+    cookies: list[tuple[str, dict[str, str]]] = []
+
+    async def record(request: web.Request) -> None:
+        cookies.append((request.method, dict(request.cookies)))
+
+    def set_cookie(request: web.Request, upstream: Upstream) -> Upstream:
+        return replace(upstream, headers=(("Set-Cookie", "FRONT-SESSION=s1; Path=/"),))
+
+    async with simulator_factory(csrf=True) as sim:
+        apps = scanned(sim, 2)
+        text = manifest(entry(apps, "{from: build, to: build}"))
+        async with Front(sim.base_url, before=record, after=set_cookie).serving() as front:
+            config = config_for(sim, text)
+            assert config.client is not None
+            named = front.url.replace("127.0.0.1", "localhost")
+            with anyio.fail_after(LIMIT):
+                report = await run(replace(config, client=replace(config.client, base_url=named)))
+    assert report.succeeded, [r.reason for r in report.results]
+    later = cookies[1:]
+    assert later
+    assert all(sent.get("FRONT-SESSION") == "s1" for _, sent in later)
+    posts = [sent for method, sent in later if method == "POST"]
+    assert len(posts) == 2
+    assert all(set(sent) == {"FRONT-SESSION", "CLM-CSRF-TOKEN"} for sent in posts)
+    assert all("CLM-CSRF-TOKEN" not in sent for method, sent in cookies if method == "GET")
+
+
 async def test_the_proxy_from_the_environment_carries_every_request(
     simulator: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
