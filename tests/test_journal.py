@@ -10,14 +10,16 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from orchestrator.errors import UsageError
 from orchestrator.promote.events import StepKey
 from orchestrator.promote.journal import (
+    HELD_ROWS,
+    HELD_SECONDS,
     HISTORY_KEPT,
     JOURNAL_NAME,
-    RESULTS_HELD_ROWS,
     RUNS_KEPT,
     Journal,
     ResumePoint,
@@ -203,13 +205,13 @@ def test_submitted_at_is_kept_across_resubmissions(tmp_path: Path) -> None:
         journal.begin(MANIFEST, DIGEST, STARTED)
         journal.intent(key)
         journal.submitted(key, url(1), attempts=1)
-        (first,) = rows(tmp_path, "SELECT submitted_at FROM steps")
+        journal.intent((0, 0, "next"))  # commits the status URL
+        (first,) = rows(tmp_path, "SELECT submitted_at FROM steps WHERE public_id = 'app'")
         # A resumed run reports the same promotion as submitted again (same or new URL).
         journal.submitted(key, url(2), attempts=4)
         journal.submitted(key, url(2), attempts=4)
-    assert rows(tmp_path, "SELECT status_url, attempts, submitted_at FROM steps") == [
-        (url(2), 4, first[0])
-    ]
+    query = "SELECT status_url, attempts, submitted_at FROM steps WHERE public_id = 'app'"
+    assert rows(tmp_path, query) == [(url(2), 4, first[0])]
 
 
 def test_a_result_without_a_status_url_keeps_the_recorded_one(tmp_path: Path) -> None:
@@ -218,6 +220,7 @@ def test_a_result_without_a_status_url_keeps_the_recorded_one(tmp_path: Path) ->
         journal.begin(MANIFEST, DIGEST, STARTED)
         journal.submitted(key, url(1), attempts=1)
         journal.finished(key, result(key, Outcome.CANCELLED, status_url=None))
+    with Journal(tmp_path) as journal:
         point = resume_point(journal, MANIFEST)
     assert point is not None
     assert point.prior[key].status_url == url(1)
@@ -263,9 +266,10 @@ def test_a_journal_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
         pass
 
 
-def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> None:
-    """A process that dies without closing the journal (no commit, no checkpoint, no close)
-    loses nothing it recorded: every record is its own transaction in WAL mode."""
+def test_records_committed_before_a_crash_are_there_after_it(tmp_path: Path) -> None:
+    """A process that dies without closing the journal (no checkpoint, no close) loses
+    nothing it committed: each intent, with the status URLs before it, is a transaction in
+    WAL mode. The last status URL, not committed yet, leaves its POST one to look for."""
     script = textwrap.dedent(
         f"""
         import os, signal
@@ -292,10 +296,10 @@ def test_records_written_before_a_crash_are_there_after_it(tmp_path: Path) -> No
         point = resume_point(journal, MANIFEST)
     assert point is not None
     accepted = {k: p for k, p in point.prior.items() if p.status_url is not None}
-    assert sorted(accepted) == sorted((0, 0, f"app-{n}") for n in range(1, 50, 2))
+    assert sorted(accepted) == sorted((0, 0, f"app-{n}") for n in range(1, 49, 2))
     assert all(p.status_url == f"status/{key[2][4:]}" for key, p in accepted.items())
     unanswered = [k for k, p in point.prior.items() if p.sent_unanswered_at is not None]
-    assert sorted(unanswered) == sorted((0, 0, f"app-{n}") for n in range(0, 50, 2))
+    assert sorted(unanswered) == sorted((0, 0, f"app-{n}") for n in [*range(0, 50, 2), 49])
     assert rows(tmp_path, "SELECT COUNT(*) FROM steps") == [(50,)]
 
 
@@ -311,7 +315,7 @@ def crash_after(tmp_path: Path, steps: str, *, held: float = 3600.0) -> dict[str
         from pathlib import Path
         from orchestrator.promote import journal as journal_module
         from orchestrator.report.results import Outcome, PromotionResult
-        journal_module.RESULTS_HELD = {held!r}
+        journal_module.HELD_SECONDS = {held!r}
         def result(name):
             return PromotionResult(
                 public_id=name, entry_index=0, transition_index=0, source_stage_id="build",
@@ -368,14 +372,49 @@ def test_a_result_is_committed_with_the_next_intent_and_a_crash_before_costs_a_p
     assert crash_after(tmp_path / "unheld", steps, held=0.0)["b"] == "result"
 
 
+def test_a_status_url_is_committed_with_the_next_intent_and_a_crash_before_costs_a_look(
+    tmp_path: Path,
+) -> None:
+    """A status URL lost to a crash leaves its POST as one cut off in the air: the resume
+    looks for its report before it sends it again."""
+    steps = """
+        journal.intent((0, 0, "a"))
+        journal.submitted((0, 0, "a"), "status/a", 1)
+        journal.intent((0, 0, "b"))
+        journal.submitted((0, 0, "b"), "status/b", 1)
+        """
+    assert crash_after(tmp_path / "held", steps) == {"a": "status URL", "b": "unanswered"}
+    assert crash_after(tmp_path / "unheld", steps, held=0.0)["b"] == "status URL"
+
+
+@pytest.mark.anyio
+async def test_what_is_held_is_committed_within_moments_while_the_journal_is_kept(
+    tmp_path: Path,
+) -> None:
+    """No intent follows: :meth:`Journal.keep_committed` commits what is held."""
+    key = (0, 0, "app")
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        journal.intent(key)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(journal.keep_committed)
+            journal.submitted(key, "status/app", 1)
+            query = "SELECT status_url FROM steps"
+            assert rows(tmp_path, query) == [(None,)]
+            with anyio.fail_after(30):
+                while rows(tmp_path, query) != [("status/app",)]:  # noqa: ASYNC110 - sets no event
+                    await anyio.sleep(HELD_SECONDS / 4)
+            tg.cancel_scope.cancel()
+
+
 def test_no_more_results_are_held_than_a_commit_takes(tmp_path: Path) -> None:
     steps = f"""
-        for n in range({RESULTS_HELD_ROWS // 2 + 10}):
+        for n in range({HELD_ROWS // 2 + 10}):
             journal.finished((0, 0, f"app-{{n}}"), result(f"app-{{n}}"))
         """
     found = crash_after(tmp_path, steps)
     # Each result is two statements (its row, its time): the first half made a full commit.
-    assert list(found.values()) == ["result"] * (RESULTS_HELD_ROWS // 2)
+    assert list(found.values()) == ["result"] * (HELD_ROWS // 2)
 
 
 def test_results_held_are_committed_when_the_journal_closes_or_is_read(tmp_path: Path) -> None:

@@ -157,6 +157,10 @@ class Setup:
 def setup(processes: Processes, tmp_path: Path) -> Setup:
     """A simulator subprocess serving the manifest's applications (a scan at every stage),
     slow enough (about 0.3 s per evaluation, four workers) that a run is mid-way for seconds."""
+    return simulated(processes, tmp_path, eval_time=0.3)
+
+
+def simulated(processes: Processes, tmp_path: Path, *, eval_time: float) -> Setup:
     manifest = tmp_path / "nightly.yaml"
     manifest.write_text(MANIFEST)
     sim_log = tmp_path / "simulator.log"
@@ -170,7 +174,7 @@ def setup(processes: Processes, tmp_path: Path) -> Setup:
             "--workers",
             str(CONCURRENCY),
             "--eval-time",
-            "0.3",
+            str(eval_time),
             "--eval-sigma",
             "0.1",
             "--manifest",
@@ -253,6 +257,26 @@ def test_kill_9_mid_run_then_resume_sends_only_what_was_in_the_air(setup: Setup)
             assert result.status_url == following[result.public_id]
             assert evaluations[result.public_id] == 1
     assert setup.journal("SELECT complete FROM runs") == [(1,)]
+
+
+def test_a_status_url_is_committed_within_moments_when_no_post_follows_it(
+    processes: Processes, tmp_path: Path
+) -> None:
+    """Status URLs wait for the next POST's commit, but not for long: here every slot holds
+    an evaluation of a minute, so no POST follows for that long, and a ``kill -9`` still
+    finds each accepted promotion's status URL to follow."""
+    setup = simulated(processes, tmp_path, eval_time=60.0)
+    first = setup.run()
+    wait_until(lambda: setup.submitted() >= CONCURRENCY, "every slot's promotion to be accepted")
+
+    def committed() -> bool:
+        query = "SELECT COUNT(*) FROM steps WHERE status_url IS NOT NULL"
+        return setup.journal(query) == [(CONCURRENCY,)]
+
+    wait_until(committed, "their status URLs to be committed", timeout=10.0)
+    first.send_signal(signal.SIGKILL)
+    assert finish(first, setup) == -signal.SIGKILL
+    assert setup.submitted() == CONCURRENCY
 
 
 def test_sigterm_stops_with_a_complete_report_and_resume_evaluates_each_once(

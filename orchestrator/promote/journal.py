@@ -1,15 +1,16 @@
 """The run journal: a durable record of every promotion's progress, for ``--resume``.
 
 Before each POST the journal records the intent; after it, the status URL; at the end, the
-result. After a crash at any instant, a resume therefore re-sends only the POSTs whose
-answer was never recorded (those in the air at that instant) and follows every other
-accepted promotion by its status URL. SQLite in WAL mode makes each record durable against
-the process dying, as soon as it is committed: an intent and a status URL at once, results
-with the next of those, or within :data:`RESULTS_HELD` seconds. A result lost to a crash
-costs its promotion one status request on resume, never a second evaluation; three commits
-a promotion were 8% of the client's CPU at 5,000 applications, and a result's is the one a
-resume can do without. The journal also keeps evaluation times, the history that lets later
-nights poll closer to when evaluations finish.
+result. After a crash at any instant, a resume therefore looks in the report history for
+the POSTs whose answer was not recorded, sends again only those it finds no report of, and
+follows every other accepted promotion by its status URL. SQLite in WAL mode makes each
+record durable against the process dying, as soon as it is committed: an intent at once,
+before its POST; status URLs and results with the next intent, or within
+:data:`HELD_SECONDS` (:meth:`Journal.keep_committed`). A commit a promotion: three were 8%
+of the client's CPU at 5,000 applications, and two still 9% at 100,000. A status URL
+lost to a crash makes its promotion one the resume looks for (and, without its report yet,
+sends again); a result lost costs one status request. The journal also keeps evaluation
+times, the history that lets later nights poll closer to when evaluations finish.
 
 The journal is private state (0600, never opened through a symlink). A write that fails
 during a run (a full disk) does not stop the run: the journal says so once and stops
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import anyio
 import structlog
 
 from orchestrator.errors import UsageError
@@ -44,10 +46,10 @@ RUNS_KEPT = 10
 HISTORY_KEPT = 5
 """Evaluation times kept per application, newest first: what later nights poll by."""
 
-RESULTS_HELD = 1.0
-"""Seconds a result may wait for the next commit (an intent's, a status URL's) before it is
-committed alone."""
-RESULTS_HELD_ROWS = 500
+HELD_SECONDS = 0.1
+"""Seconds a status URL or a result may wait for the next intent's commit before it is
+committed without one."""
+HELD_ROWS = 500
 """...or this many statements, whichever comes first."""
 
 Statement = tuple[str, tuple[object, ...]]
@@ -118,7 +120,7 @@ class Journal:
         self.failure: str | None = None
         """Why recording stopped (a full disk), once it has: the run goes on unrecorded."""
         self._held: list[Statement] = []
-        """Results not committed yet: they go with the next commit."""
+        """Status URLs and results not committed yet: they go with the next commit."""
         self._held_since = 0.0
 
     def __enter__(self) -> Self:
@@ -277,14 +279,22 @@ class Journal:
         self._record([(sql, params)])
 
     def _hold(self, statements: list[Statement]) -> None:
-        """Commit ``statements`` with the next commit, or now if results have waited
-        :data:`RESULTS_HELD` seconds (or :data:`RESULTS_HELD_ROWS` statements)."""
+        """Commit ``statements`` with the next commit, or now if what is held has waited
+        :data:`HELD_SECONDS` (or is :data:`HELD_ROWS` statements)."""
         now = time.monotonic()
         if not self._held:
             self._held_since = now
         self._held += statements
-        if now - self._held_since >= RESULTS_HELD or len(self._held) >= RESULTS_HELD_ROWS:
+        if now - self._held_since >= HELD_SECONDS or len(self._held) >= HELD_ROWS:
             self._record([])
+
+    async def keep_committed(self) -> None:
+        """Commit what is held every :data:`HELD_SECONDS`, while the run lasts (cancel it to
+        stop): when no intent comes (the run's last evaluations), nothing waits longer."""
+        while True:
+            await anyio.sleep(HELD_SECONDS)
+            if self._held:
+                self._record([])
 
     def _record(self, statements: list[Statement]) -> None:
         """Record, in one commit with the results held, unless recording already failed: a
@@ -321,22 +331,27 @@ class Journal:
         )
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:
-        """The status URL is the server's, written as scrubbed as the final row: a killed run
-        leaves only this row, and a server that echoed a secret into the URL must not leave it
-        in the journal (a resume then finds that one promotion by the report history)."""
+        """The status URL, committed with the next commit (see :data:`HELD_SECONDS`). It is
+        the server's, written as scrubbed as the final row: a killed run leaves only this row,
+        and a server that echoed a secret into the URL must not leave it in the journal (a
+        resume then finds that one promotion by the report history)."""
         status_url = SCRUBBER.scrub(status_url)
-        self._write(
-            "INSERT INTO steps (run_id, entry_index, transition_index, public_id, status_url, "
-            "attempts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO UPDATE SET status_url = excluded.status_url, "
-            "attempts = excluded.attempts, "
-            "submitted_at = COALESCE(steps.submitted_at, excluded.submitted_at)",
-            (self._run(), *key, status_url, attempts, datetime.now(UTC).isoformat()),
+        self._hold(
+            [
+                (
+                    "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
+                    "status_url, attempts, submitted_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET status_url = excluded.status_url, "
+                    "attempts = excluded.attempts, "
+                    "submitted_at = COALESCE(steps.submitted_at, excluded.submitted_at)",
+                    (self._run(), *key, status_url, attempts, _now()),
+                )
+            ]
         )
 
     def finished(self, key: StepKey, result: PromotionResult) -> None:
         """The step's final row, and its evaluation time for later nights, committed
-        together with the next commit (see :data:`RESULTS_HELD`)."""
+        together with the next commit (see :data:`HELD_SECONDS`)."""
         statements: list[Statement] = [
             (
                 "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "

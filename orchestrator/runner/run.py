@@ -161,13 +161,15 @@ async def _executed(config: RunConfig, control: RunControl) -> RunReport:
 async def _connected(
     config: RunConfig, control: RunControl, journal: Journal | None, resume: ResumePoint | None
 ) -> Executed:
-    """Execute with the server connected, signals watched and, when asked, IQ's webhook
-    listened for; a task's error is raised as itself."""
+    """Execute with the server connected, signals watched, the journal kept committed and,
+    when asked, IQ's webhook listened for; a task's error is raised as itself."""
     listener = _listener(config)
     try:
         async with anyio.create_task_group() as tg:
             if config.handle_signals:
                 tg.start_soon(watch_signals, control, config.grace)
+            if journal is not None:
+                tg.start_soon(journal.keep_committed)
             if listener is not None:
                 await tg.start(listener.serve)
             async with connected(config.client, config.manifest, _deliveries(listener)) as settings:
