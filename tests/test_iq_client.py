@@ -137,18 +137,21 @@ def test_a_link_is_made_absolute_as_joining_it_would(link: str, base: str) -> No
     link=st.text(alphabet="ab9_~-./%:?#@\\", max_size=24),
     base=st.sampled_from(["https://iq.example.com/iq", "http://127.0.0.1:8070/", "http://h/a/b/"]),
 )
-def test_a_url_is_requested_where_joining_it_leads(link: str, base: str) -> None:
-    """A plain relative status URL is requested at the base URL's text and its own, unparsed:
-    the URL joining it gives; others are joined and checked."""
+@pytest.mark.parametrize("absolute", [False, True])
+def test_a_url_is_requested_where_joining_it_leads(link: str, base: str, absolute: bool) -> None:
+    """A plain relative status URL, alone or after the base URL, is requested at the base
+    URL's text and its own, unparsed: the URL joining it gives; others are joined and
+    checked."""
     transport = Transport(settings_for(base))
+    url = str(normalise_base_url(base)) + link if absolute else link
     try:
-        target = transport.target(link)
+        target = transport.target(url)
     except ForeignUrlError:
         return
-    joined = normalise_base_url(base).join(URL(link))
+    joined = normalise_base_url(base).join(URL(url))
     assert target == joined
     assert str(target) == str(joined)
-    assert transport.target(link) == joined, "and again, from what is kept"
+    assert transport.target(url) == joined, "and again, from what is kept"
 
 
 @pytest.mark.parametrize(
