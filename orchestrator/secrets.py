@@ -87,7 +87,7 @@ class SecretScrubber:
         self._pattern: re.Pattern[str] | None = None
         self._literals: tuple[str, ...] = ()
         """The forms, longest first: a text holding none of them needs no pattern run."""
-        self._in_json: re.Pattern[str] | None = None
+        self._in_json: tuple[str, ...] | None = None
         """Any form as a JSON string holds it, as plain text: where none is found in a
         model's JSON, no string in the model holds a secret (see :meth:`_json_clean`)."""
         for secret in secrets:
@@ -106,7 +106,7 @@ class SecretScrubber:
         self._pattern = re.compile("|".join(self._forms[f] for f in longest_first))
         self._literals = tuple(longest_first)
         in_json = {to_json(f).decode()[1:-1] for f in longest_first}
-        self._in_json = re.compile("|".join(map(re.escape, sorted(in_json, key=len, reverse=True))))
+        self._in_json = tuple(sorted(in_json, key=len, reverse=True))
 
     def scrub(self, value: Any) -> Any:
         """``value`` with every secret replaced, through strings, lists, tuples and dicts."""
@@ -156,8 +156,8 @@ class SecretScrubber:
         """Whether the JSON ``text`` surely holds no secret. A JSON string escapes each
         character on its own, so a string holding a form holds the form's JSON; the forms
         are looked for as plain text, without the lookarounds that decide whether a form
-        is a whole value."""
-        return self._in_json is not None and self._in_json.search(text) is None
+        is a whole value, each as a substring (faster than one pattern of them all)."""
+        return self._in_json is not None and not any(form in text for form in self._in_json)
 
     def _scrub_values(self, value: Any, *, top_level: bool = False) -> Any:
         """Like :meth:`scrub`, but through models too, keeping every value's place (a model's
