@@ -104,7 +104,7 @@ async def test_only_completed_promotions_with_a_duration_teach_it() -> None:
             duration_seconds=seconds,
         )
 
-    limit.intent((0, 0, "app"))
+    await limit.intent((0, 0, "app"))
     limit.submitted((0, 0, "app"), "status/1", 1)
     limit.finished((0, 0, "app"), finished(Outcome.FAILED, 0.2))
     limit.finished((0, 0, "app"), finished(Outcome.COMPLETED, None))

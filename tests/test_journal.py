@@ -16,6 +16,7 @@ import pytest
 from orchestrator.errors import UsageError
 from orchestrator.promote.events import StepKey
 from orchestrator.promote.journal import (
+    CHECKPOINT_PAGES,
     HELD_ROWS,
     HELD_SECONDS,
     HISTORY_KEPT,
@@ -78,7 +79,7 @@ def test_a_run_round_trips_and_a_finished_run_is_not_resumed(tmp_path: Path) -> 
     with Journal(tmp_path) as journal:
         run_id = journal.begin(MANIFEST, DIGEST, STARTED)
         for n, (key, outcome) in enumerate(((done, Outcome.COMPLETED), (failed, Outcome.FAILED))):
-            journal.intent(key)
+            anyio.run(journal.intent, key)
             journal.submitted(key, url(n), attempts=2)
             journal.finished(key, result(key, outcome, status_url=url(n), attempts=2))
         journal.end([result(done, Outcome.COMPLETED), result(failed, Outcome.FAILED)])
@@ -102,13 +103,13 @@ def test_an_interrupted_run_resumes_with_what_each_step_got_to(tmp_path: Path) -
     )
     with Journal(tmp_path) as journal:
         run_id = journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent(completed)
+        anyio.run(journal.intent, completed)
         journal.submitted(completed, url(1), attempts=1)
         journal.finished(completed, result(completed, Outcome.COMPLETED, status_url=url(1)))
-        journal.intent(in_air)  # the POST was sent, its answer never recorded
-        journal.intent(accepted)
+        anyio.run(journal.intent, in_air)  # the POST was sent, its answer never recorded
+        anyio.run(journal.intent, accepted)
         journal.submitted(accepted, url(3), attempts=3)
-        journal.intent(cancelled)
+        anyio.run(journal.intent, cancelled)
         journal.submitted(cancelled, url(4), attempts=1)
         journal.finished(
             cancelled, result(cancelled, Outcome.CANCELLED, status_url=url(4), polls=5)
@@ -147,7 +148,7 @@ def test_an_unfinished_run_says_what_it_meant_and_an_abandoned_one_is_gone(
     meant; a run it gives up is not offered again."""
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent((0, 0, "app"))
+        anyio.run(journal.intent, (0, 0, "app"))
     with Journal(tmp_path) as journal:
         unfinished = journal.unfinished(MANIFEST)
         assert unfinished is not None
@@ -159,7 +160,7 @@ def test_an_unfinished_run_says_what_it_meant_and_an_abandoned_one_is_gone(
 def test_a_later_finished_run_hides_an_older_unfinished_one(tmp_path: Path) -> None:
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent((0, 0, "app"))
+        anyio.run(journal.intent, (0, 0, "app"))
         journal.begin(MANIFEST, DIGEST, STARTED)  # started afresh without --resume
         journal.end([result((0, 0, "app"), Outcome.COMPLETED)])
         assert resume_point(journal, MANIFEST) is None
@@ -188,7 +189,7 @@ def test_a_post_cut_off_in_the_air_is_looked_for_before_it_is_sent_again(
     key = (0, 0, "app")
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent(key)
+        anyio.run(journal.intent, key)
         cut_off = result(key, outcome).model_copy(update={"reason": reason, "resumable": True})
         journal.finished(key, cut_off)
         journal.end([cut_off])
@@ -203,9 +204,9 @@ def test_submitted_at_is_kept_across_resubmissions(tmp_path: Path) -> None:
     key = (0, 0, "app")
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent(key)
+        anyio.run(journal.intent, key)
         journal.submitted(key, url(1), attempts=1)
-        journal.intent((0, 0, "next"))  # commits the status URL
+        anyio.run(journal.intent, (0, 0, "next"))  # commits the status URL
         (first,) = rows(tmp_path, "SELECT submitted_at FROM steps WHERE public_id = 'app'")
         # A resumed run reports the same promotion as submitted again (same or new URL).
         journal.submitted(key, url(2), attempts=4)
@@ -252,12 +253,18 @@ def test_the_journal_survives_reopening(tmp_path: Path) -> None:
         with Journal(tmp_path) as journal:
             journal.begin(MANIFEST, DIGEST, STARTED)
             key = (0, 0, "app")
-            journal.intent(key)
+            anyio.run(journal.intent, key)
             journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=night + 1))
             journal.end([result(key, Outcome.COMPLETED)])
     assert rows(tmp_path, "SELECT id, complete FROM runs") == [(1, 1), (2, 1), (3, 1)]
     with Journal(tmp_path) as journal:
         assert journal.evaluation_history()["app"] == [3.0, 2.0, 1.0]
+
+
+def test_the_log_is_copied_into_the_journal_seldom(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        pages = journal.db.execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert pages == (CHECKPOINT_PAGES,)
 
 
 def test_a_journal_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
@@ -273,6 +280,7 @@ def test_records_committed_before_a_crash_are_there_after_it(tmp_path: Path) -> 
     script = textwrap.dedent(
         f"""
         import os, signal
+        import anyio
         from datetime import datetime, UTC
         from pathlib import Path
         from orchestrator.promote.journal import Journal
@@ -280,7 +288,7 @@ def test_records_committed_before_a_crash_are_there_after_it(tmp_path: Path) -> 
         journal.begin({MANIFEST!r}, {DIGEST!r}, datetime.now(UTC))
         for n in range(50):
             key = (0, 0, f"app-{{n}}")
-            journal.intent(key)
+            anyio.run(journal.intent, key)
             if n % 2:
                 journal.submitted(key, f"status/{{n}}", 1)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -311,6 +319,7 @@ def crash_after(tmp_path: Path, steps: str, *, held: float = 3600.0) -> dict[str
         textwrap.dedent(
             f"""
         import os, signal
+        import anyio
         from datetime import datetime, UTC
         from pathlib import Path
         from orchestrator.promote import journal as journal_module
@@ -357,10 +366,10 @@ def test_a_result_is_committed_with_the_next_intent_and_a_crash_before_costs_a_p
     resume follows (one status request), never a POST sent again."""
     steps = """
         for name in ("a", "b"):
-            journal.intent((0, 0, name))
+            anyio.run(journal.intent, (0, 0, name))
             journal.submitted((0, 0, name), "status/" + name, 1)
         journal.finished((0, 0, "a"), result("a"))
-        journal.intent((0, 0, "c"))
+        anyio.run(journal.intent, (0, 0, "c"))
         journal.finished((0, 0, "b"), result("b"))
         """
     assert crash_after(tmp_path / "held", steps) == {
@@ -378,9 +387,9 @@ def test_a_status_url_is_committed_with_the_next_intent_and_a_crash_before_costs
     """A status URL lost to a crash leaves its POST as one cut off in the air: the resume
     looks for its report before it sends it again."""
     steps = """
-        journal.intent((0, 0, "a"))
+        anyio.run(journal.intent, (0, 0, "a"))
         journal.submitted((0, 0, "a"), "status/a", 1)
-        journal.intent((0, 0, "b"))
+        anyio.run(journal.intent, (0, 0, "b"))
         journal.submitted((0, 0, "b"), "status/b", 1)
         """
     assert crash_after(tmp_path / "held", steps) == {"a": "status URL", "b": "unanswered"}
@@ -395,7 +404,7 @@ async def test_what_is_held_is_committed_within_moments_while_the_journal_is_kep
     key = (0, 0, "app")
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        journal.intent(key)
+        await journal.intent(key)
         async with anyio.create_task_group() as tg:
             tg.start_soon(journal.keep_committed)
             journal.submitted(key, "status/app", 1)
@@ -405,6 +414,39 @@ async def test_what_is_held_is_committed_within_moments_while_the_journal_is_kep
                 while rows(tmp_path, query) != [("status/app",)]:  # noqa: ASYNC110 - sets no event
                     await anyio.sleep(HELD_SECONDS / 4)
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_intents_of_one_moment_share_a_commit_and_each_returns_once_it_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promotions whose slots one batch of answers freed are sent in the same moment: their
+    intents go in one commit, and each POST waits for it."""
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        commits = 0
+        record = journal._record
+
+        def counted(statements: list[tuple[str, tuple[object, ...]]]) -> None:
+            nonlocal commits
+            commits += 1
+            record(statements)
+
+        monkeypatch.setattr(journal, "_record", counted)
+        committed_when_sent: dict[str, bool] = {}
+
+        async def send(name: str) -> None:
+            await journal.intent((0, 0, name))
+            committed = rows(tmp_path, "SELECT public_id FROM steps")
+            committed_when_sent[name] = (name,) in committed
+
+        async with anyio.create_task_group() as tg:
+            for n in range(5):
+                tg.start_soon(send, f"app-{n}")
+        assert commits == 1
+        assert committed_when_sent == {f"app-{n}": True for n in range(5)}
+        await journal.intent((0, 0, "later"))
+        assert commits == 2
 
 
 def test_no_more_results_are_held_than_a_commit_takes(tmp_path: Path) -> None:
@@ -434,7 +476,7 @@ def test_a_journal_kept_for_years_holds_only_recent_runs_and_history(tmp_path: P
     with Journal(tmp_path) as journal:
         for night in range(RUNS_KEPT + 5):
             journal.begin("nightly.yaml", "digest", datetime.now(UTC))
-            journal.intent(key)
+            anyio.run(journal.intent, key)
             journal.finished(key, result(key, Outcome.COMPLETED, evaluation_seconds=float(night)))
             journal.end([result(key, Outcome.COMPLETED)])
         runs = journal.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
@@ -471,4 +513,4 @@ def test_a_journal_of_an_earlier_version_gains_the_intent_time(tmp_path: Path) -
         point = resume_point(journal, MANIFEST)
         assert point is not None
         assert point.prior[(0, 0, "app")].status_url == url(1)
-        journal.intent((0, 1, "app"))
+        anyio.run(journal.intent, (0, 1, "app"))

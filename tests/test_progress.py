@@ -62,7 +62,7 @@ def test_planned_without_carried_results() -> None:
 def test_submitted_is_in_flight_until_finished() -> None:
     tracker = ProgressTracker()
     tracker.planned(3)
-    tracker.intent(key(1))
+    anyio.run(tracker.intent, key(1))
     assert tracker.snapshot().in_flight == 0  # not yet accepted by the server
     tracker.submitted(key(1), "status/1", 1)
     tracker.submitted(key(2), "status/2", 2)

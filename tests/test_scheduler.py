@@ -54,7 +54,7 @@ class Recorder:
     events: list[tuple[str, StepKey, Any]] = field(default_factory=list)
     on_submitted: Callable[[StepKey], None] | None = None
 
-    def intent(self, key: StepKey) -> None:
+    async def intent(self, key: StepKey) -> None:
         self.events.append(("intent", key, None))
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:

@@ -498,7 +498,7 @@ def test_a_resume_stopped_before_its_plan_leaves_the_run_to_resume(
         unfinished = journal.unfinished(str(given.resolve()))
         assert unfinished is not None
         journal.resume(unfinished)
-        journal.intent(key)
+        anyio.run(journal.intent, key)
         journal.submitted(key, "api/v2/evaluation/applications/x/promotion/status/1", 1)
     request = RunRequest(
         manifest=given,

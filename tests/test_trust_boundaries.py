@@ -538,7 +538,7 @@ def test_a_status_url_that_echoes_a_secret_is_journalled_scrubbed(tmp_path: Path
     with Journal(tmp_path) as journal:
         journal.begin(str(tmp_path / "m.yaml"), "digest", datetime.now(UTC))
         key = (0, 0, "payments-api")
-        journal.intent(key)
+        anyio.run(journal.intent, key)
         journal.submitted(key, f"api/v2/evaluation/applications/x/status/1?echo={password}", 1)
     with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
         [(url,)] = db.execute("SELECT status_url FROM steps").fetchall()

@@ -54,7 +54,7 @@ class AdaptiveLimit:
         self._healthy = 0
         self._set(int(self.limit * self.decrease), "throttled")
 
-    def intent(self, key: StepKey) -> None:
+    async def intent(self, key: StepKey) -> None:
         """Nothing to learn before an evaluation finishes."""
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:

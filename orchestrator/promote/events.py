@@ -41,7 +41,9 @@ class Prior:
 class Listener(Protocol):
     """Told of every state change: the journal makes them durable, progress shows them."""
 
-    def intent(self, key: StepKey) -> None: ...
+    async def intent(self, key: StepKey) -> None:
+        """A POST is about to go: it goes once each listener returns (the journal's, once the
+        intent is committed)."""
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None: ...
 

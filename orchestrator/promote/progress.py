@@ -73,7 +73,7 @@ class ProgressTracker:
             self.carried = sum(carried.values())
         self._started = time.monotonic()
 
-    def intent(self, key: StepKey) -> None:
+    async def intent(self, key: StepKey) -> None:
         """Nothing to count until the server accepts the promotion."""
 
     def submitted(self, key: StepKey, status_url: str, attempts: int) -> None:

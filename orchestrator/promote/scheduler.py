@@ -369,7 +369,7 @@ class Scheduler:
             target_stage_id=transition.target_stage,
         )
         for listener in self.listeners:
-            listener.intent(key)
+            await listener.intent(key)
         # Taken before the POST: a report the history holds is this promotion's only when it
         # was evaluated after the request went out.
         sent_at = datetime.now(UTC)
