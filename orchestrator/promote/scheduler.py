@@ -112,6 +112,9 @@ class Scheduler:
         self._tracked: dict[int, _Tracked] = {}
         self._active = 0
         self._vacancy: anyio.Event | None = None
+        self._log: BoundLogger = log.bind()
+        """The run's logger, resolved once: the module's, resolved at each use (so that logging
+        can be configured after import), costs a new logger for each event."""
 
     async def run(self, order: Sequence[ApplicationWork] | None = None) -> list[PromotionResult]:
         for unresolved in self.plan.unresolved:
@@ -186,7 +189,7 @@ class Scheduler:
         tracked = self._tracked[step.position] = _Tracked(target, step)
         if self.control.stopping:
             return self._stopped(tracked)
-        bound = log.bind(publicId=target.public_id, transition=step.label)
+        bound = self._log.bind(publicId=target.public_id, transition=step.label)
         async with self.limiter:
             if self.control.stopping:
                 return self._stopped(tracked)
@@ -454,7 +457,8 @@ class Scheduler:
         for listener in self.listeners:
             listener.finished(key, result)
         event = f"promotion.{result.status.lower()}"
-        emit = log.info if result.status in (Outcome.COMPLETED, Outcome.SKIPPED) else log.warning
+        quiet = result.status in (Outcome.COMPLETED, Outcome.SKIPPED)
+        emit = self._log.info if quiet else self._log.warning
         emit(
             event,
             publicId=target.public_id,
