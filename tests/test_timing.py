@@ -451,15 +451,16 @@ def whole_window_next_poll(seen: list[float], after: float, budget: float) -> fl
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_sums_kept_by_chunk_plan_the_polls_sums_over_the_whole_window_would(seed: int) -> None:
-    """After each observation (the window full or not), for chunks of any size (small ones
-    make a few observations span many). Times in eighths of a second: floats hold their sums
-    exactly in any order, so both rules agree to the bit."""
+def test_sums_kept_by_block_plan_the_polls_sums_over_the_whole_window_would(seed: int) -> None:
+    """After each observation (the window full or not), for blocks of any size (small ones
+    make a few observations span many), which keep the window in order and their sizes in
+    bounds. Times in eighths of a second: floats hold their sums exactly in any order, so
+    both rules agree to the bit."""
     rng = random.Random(seed)
-    size, chunk = rng.randint(1, 100), rng.randint(1, 80)
+    size, block = rng.randint(1, 100), rng.randint(1, 40)
     sample = _Sample(size)
     times: list[float] = []
-    with mock.patch.object(learned_polling, "_CHUNK", chunk):
+    with mock.patch.object(learned_polling, "_BLOCK", block):
         for _ in range(rng.randint(1, 300)):
             time = rng.randint(1, 4000) / 8
             after, budget = rng.randint(0, 4000) / 8, rng.randint(1, 1600) / 16
@@ -467,4 +468,8 @@ def test_sums_kept_by_chunk_plan_the_polls_sums_over_the_whole_window_would(seed
             times.append(time)
             planned = sample.next_poll(after, budget)
             assert planned == whole_window_next_poll(sorted(times[-size:]), after, budget)
+            blocks = sample._blocks
+            assert [t for b in blocks for t in b] == sorted(times[-size:])
+            assert all(0 < len(b) <= 2 * block for b in blocks)
+            assert len(blocks) == 1 or all(len(b) >= block // 2 for b in blocks)
     assert len(sample) == min(len(times), size)
