@@ -37,6 +37,11 @@ class EvaluationState(StrEnum):
     COMPLETED = "COMPLETED"
 
 
+_STATES = {state.value: state for state in EvaluationState}
+"""Each state by its word: a lookup, where the enum's constructor raises for a word this
+version does not know (and the status of each poll is read several times)."""
+
+
 class PurgeScanFiles(StrEnum):
     """The values IQ accepts for the ``purgeScanFiles`` configuration property: one.
 
@@ -156,10 +161,7 @@ class PromotionStatus(WireModel):
 
     @property
     def state(self) -> EvaluationState | None:
-        try:
-            return EvaluationState(self.status)
-        except ValueError:
-            return None
+        return _STATES.get(self.status)
 
     @property
     def final(self) -> bool:
