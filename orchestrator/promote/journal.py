@@ -336,6 +336,8 @@ class Journal:
         resume knows the server may have accepted it. Returns once that is committed; the
         intents of promotions sent in the same moment (slots freed by one batch of answers)
         share the commit, which is why this waits once for the others."""
+        if not self._held:
+            self._held_since = time.monotonic()
         self._held.append(
             (
                 "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
