@@ -29,6 +29,7 @@ from orchestrator.iq.transport import ClientSettings, Credentials, environment_p
 from orchestrator.promote.polling import BackoffSchedule
 from orchestrator.promote.recovery import evaluated_since
 from orchestrator.report.results import Outcome
+from orchestrator.report.run_report import RunReport
 from orchestrator.report.violations import count_violations
 from orchestrator.runner.config import RunConfig
 from orchestrator.runner.run import run
@@ -352,25 +353,30 @@ async def test_a_csrf_protected_server_is_served(simulator_factory: SimulatorFac
     assert report.succeeded
 
 
+async def promoted_through_named(sim: Simulator, front: Front) -> RunReport:
+    """Two applications promoted build to build through ``front``, reached by a host name:
+    cookies from an IP address are not kept."""
+    apps = scanned(sim, 2)
+    text = manifest(entry(apps, "{from: build, to: build}"))
+    async with front.serving() as served:
+        config = config_for(sim, text)
+        assert config.client is not None
+        named = served.url.replace("127.0.0.1", "localhost")
+        with anyio.fail_after(LIMIT):
+            return await run(replace(config, client=replace(config.client, base_url=named)))
+
+
 async def test_a_csrf_cookie_the_server_sets_does_not_displace_the_clients(
     simulator_factory: SimulatorFactory,
 ) -> None:
     """A front (or IQ itself) that sets a ``CLM-CSRF-TOKEN`` cookie of its own: the client's
-    token still goes as the cookie beside its header, so its changes are not refused. (On a
-    host name: cookies from an IP address are not kept.)"""
+    token still goes as the cookie beside its header, so its changes are not refused."""
 
     def set_cookie(request: web.Request, upstream: Upstream) -> Upstream:
         return replace(upstream, headers=(("Set-Cookie", "CLM-CSRF-TOKEN=theirs; Path=/"),))
 
     async with simulator_factory(csrf=True) as sim:
-        apps = scanned(sim, 2)
-        text = manifest(entry(apps, "{from: build, to: build}"))
-        async with Front(sim.base_url, after=set_cookie).serving() as front:
-            config = config_for(sim, text)
-            assert config.client is not None
-            named = front.url.replace("127.0.0.1", "localhost")
-            with anyio.fail_after(LIMIT):
-                report = await run(replace(config, client=replace(config.client, base_url=named)))
+        report = await promoted_through_named(sim, Front(sim.base_url, after=set_cookie))
     assert report.succeeded, [r.reason for r in report.results]
     assert sim.stats.requests_to("promote-scan") == 2
 
@@ -379,8 +385,7 @@ async def test_a_fronts_session_cookie_goes_back_with_every_request_the_csrf_one
     simulator_factory: SimulatorFactory,
 ) -> None:
     """An SSO front's session cookie, set on the first answer, comes back on each later
-    request; a POST carries it beside the client's CSRF cookie. (On a host name: cookies
-    from an IP address are not kept.)"""
+    request; a POST carries it beside the client's CSRF cookie."""
     cookies: list[tuple[str, dict[str, str]]] = []
 
     async def record(request: web.Request) -> None:
@@ -390,14 +395,8 @@ async def test_a_fronts_session_cookie_goes_back_with_every_request_the_csrf_one
         return replace(upstream, headers=(("Set-Cookie", "FRONT-SESSION=s1; Path=/"),))
 
     async with simulator_factory(csrf=True) as sim:
-        apps = scanned(sim, 2)
-        text = manifest(entry(apps, "{from: build, to: build}"))
-        async with Front(sim.base_url, before=record, after=set_cookie).serving() as front:
-            config = config_for(sim, text)
-            assert config.client is not None
-            named = front.url.replace("127.0.0.1", "localhost")
-            with anyio.fail_after(LIMIT):
-                report = await run(replace(config, client=replace(config.client, base_url=named)))
+        front = Front(sim.base_url, before=record, after=set_cookie)
+        report = await promoted_through_named(sim, front)
     assert report.succeeded, [r.reason for r in report.results]
     later = cookies[1:]
     assert later
