@@ -476,20 +476,55 @@ async def test_the_completion_hook_replaces_the_result(
 async def test_application_tasks_start_as_slots_come_near_not_all_at_once(
     simulator_factory: SimulatorFactory,
 ) -> None:
-    """A portfolio of thousands would otherwise hold a waiting task per application."""
+    """A portfolio of thousands would otherwise hold a waiting task per application; and a
+    task done with one application goes on to the next, rather than one being made for each."""
     apps = [f"admitted-{n:03d}" for n in range(120)]
     async with (
         simulator_factory(extra_applications=tuple((p, None) for p in apps), apps=0) as sim,
         session(sim, manifest_text((apps, [BUILD]))) as s,
     ):
         tasks: list[int] = []
-        recorder = Recorder(on_submitted=lambda _: tasks.append(len(asyncio.all_tasks())))
+        sending: set[int] = set()
+
+        def submitted(_: StepKey) -> None:
+            tasks.append(len(asyncio.all_tasks()))
+            sending.add(id(asyncio.current_task()))
+
+        recorder = Recorder(on_submitted=submitted)
         results = await run(s.scheduler(concurrency=2, listeners=[recorder]))
     assert [r.status for r in results] == [Outcome.COMPLETED] * len(apps)
     assert len(tasks) == len(apps)
     # 2 x 2 + ADMISSION_SLACK application tasks at most, beside the simulator's and the
     # client's own; the whole portfolio at once would be over 120.
     assert max(tasks) < 2 * 2 + ADMISSION_SLACK + 40
+    assert len(sending) <= 2 * 2 + ADMISSION_SLACK
+
+
+async def test_a_bound_that_grows_mid_run_gets_the_tasks_to_fill_it(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    """``concurrency: auto`` raises the bound as the server keeps up: more application tasks
+    start, so more promotions are out at once than the first bound allowed tasks for."""
+    apps = [f"growing-{n:03d}" for n in range(80)]
+    limiter = anyio.CapacityLimiter(1)
+
+    def grow(_: StepKey) -> None:
+        limiter.total_tokens = 30
+
+    async with (
+        simulator_factory(
+            extra_applications=tuple((p, None) for p in apps), apps=0, workers=64, eval_time=0.5
+        ) as sim,
+        session(sim, manifest_text((apps, [BUILD]))) as s,
+    ):
+        recorder = Recorder(on_submitted=grow)
+        results = await run(s.scheduler(limiter=limiter, listeners=[recorder]))
+    assert [r.status for r in results] == [Outcome.COMPLETED] * len(apps)
+    out, most = 0, 0
+    for kind, _, _ in recorder.events:
+        out += {"submitted": 1, "finished": -1}.get(kind, 0)
+        most = max(most, out)
+    assert most > 2 * 1 + ADMISSION_SLACK
 
 
 async def test_a_post_sent_but_never_answered_is_sent_again_with_a_warning(
