@@ -1,9 +1,10 @@
 """Running a plan: chains of promotions under a bound on outstanding evaluations.
 
-Each application gets one task that walks its chains in manifest order, so one application
-never has two promotions at once; a :class:`anyio.CapacityLimiter` bounds the evaluations in
-flight across applications, held from the POST until the final status. Application tasks
-start in order as slots come near, not all at once.
+Each application is worked on by one task at a time, which walks its chains in manifest
+order, so one application never has two promotions at once; a :class:`anyio.CapacityLimiter`
+bounds the evaluations in flight across applications, held from the POST until the final
+status. Tasks start as slots come near, not all at once, and each goes on to the next
+application waiting, in the run's order.
 """
 
 from __future__ import annotations
