@@ -303,8 +303,7 @@ class Journal:
         stop): when no intent comes (the run's last evaluations), nothing waits longer."""
         while True:
             await anyio.sleep(HELD_SECONDS)
-            if self._held:
-                self._record([])
+            self._record([])
 
     def _record(self, statements: list[Statement]) -> None:
         """Record, in one commit with the results held, unless recording already failed: a
@@ -336,15 +335,15 @@ class Journal:
         resume knows the server may have accepted it. Returns once that is committed; the
         intents of promotions sent in the same moment (slots freed by one batch of answers)
         share the commit, which is why this waits once for the others."""
-        if not self._held:
-            self._held_since = time.monotonic()
-        self._held.append(
-            (
-                "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
-                "intended_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT DO UPDATE SET intended_at = excluded.intended_at",
-                (self._run(), *key, _now()),
-            )
+        self._hold(
+            [
+                (
+                    "INSERT INTO steps (run_id, entry_index, transition_index, public_id, "
+                    "intended_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET intended_at = excluded.intended_at",
+                    (self._run(), *key, _now()),
+                )
+            ]
         )
         if (shared := self._committing) is not None:
             await shared.wait()

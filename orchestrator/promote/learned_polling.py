@@ -135,15 +135,15 @@ class _Sample:
         self._maxes[k : k + count] = [part[-1] for part in parts]
         self._sums[k : k + count] = [sum(part) for part in parts]
 
-    def _at(self, position: int) -> tuple[list[float], int]:
-        """The block holding ``position`` (fresh sums), and its place in that block."""
+    def _at(self, position: int) -> tuple[int, int]:
+        """The block holding ``position`` (with the sums fresh), and its place in that block."""
         k = bisect.bisect_right(self._starts, position) - 1
-        return self._blocks[k], position - self._starts[k]
+        return k, position - self._starts[k]
 
     def median(self) -> float:
         self._refresh()
-        block, offset = self._at(len(self._recent) // 2)
-        return block[offset]
+        k, offset = self._at(len(self._recent) // 2)
+        return self._blocks[k][offset]
 
     def within(self, lower: float, upper: float) -> float | None:
         """Where in (lower, upper] an evaluation most likely ended: its mean there under a
@@ -199,8 +199,8 @@ class _Sample:
         end = starts[low] if low < len(self._blocks) else count
         values: list[float] = []
         if start < end:
-            block, offset = self._at(start)
-            values = block[offset : offset + end - start]
+            k, offset = self._at(start)
+            values = self._blocks[k][offset : offset + end - start]
         sums = list(itertools.accumulate(values, initial=self._sum_before(start)))
         low, high = start, end
         while low < high:
@@ -222,8 +222,8 @@ class _Sample:
         """The sum of the observations before ``position`` (with the sums fresh)."""
         if position >= len(self._recent):
             return self._before[-1]
-        k = bisect.bisect_right(self._starts, position) - 1
-        return self._before[k] + sum(self._blocks[k][: position - self._starts[k]])
+        k, offset = self._at(position)
+        return self._before[k] + sum(self._blocks[k][:offset])
 
 
 @dataclass(slots=True)
