@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from orchestrator.errors import UsageError
+from orchestrator.promote import journal as journal_module
 from orchestrator.promote.events import StepKey
 from orchestrator.promote.journal import (
     CHECKPOINT_PAGES,
@@ -447,6 +448,40 @@ async def test_intents_of_one_moment_share_a_commit_and_each_returns_once_it_is_
         assert committed_when_sent == {f"app-{n}": True for n in range(5)}
         await journal.intent((0, 0, "later"))
         assert commits == 2
+
+
+@pytest.mark.anyio
+async def test_intents_that_follow_a_commit_closely_wait_to_share_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots freed one answer at a time send one promotion at a time: an intent that comes
+    within :data:`INTENT_SPACING` of the latest commit waits out the spacing, and those that
+    come meanwhile share its commit; each still returns only once its row is committed."""
+    monkeypatch.setattr(journal_module, "INTENT_SPACING", 0.5)
+    with Journal(tmp_path) as journal:
+        journal.begin(MANIFEST, DIGEST, STARTED)
+        commits = 0
+        record = journal._record
+
+        def counted(statements: list[tuple[str, tuple[object, ...]]]) -> None:
+            nonlocal commits
+            commits += bool(journal._held or statements)
+            record(statements)
+
+        monkeypatch.setattr(journal, "_record", counted)
+        committed_when_sent: dict[str, bool] = {}
+
+        async def send(name: str) -> None:
+            await journal.intent((0, 0, name))
+            committed_when_sent[name] = (name,) in rows(tmp_path, "SELECT public_id FROM steps")
+
+        await send("first")
+        async with anyio.create_task_group() as tg:
+            for n in range(3):
+                tg.start_soon(send, f"app-{n}")
+                await anyio.sleep(0.05)
+        assert commits == 2
+        assert committed_when_sent == {"first": True} | {f"app-{n}": True for n in range(3)}
 
 
 def test_no_more_results_are_held_than_a_commit_takes(tmp_path: Path) -> None:
