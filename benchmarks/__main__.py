@@ -14,7 +14,7 @@ import click
 
 from benchmarks.clients import run_iq_promote, run_script, webhook_nights, write_manifest
 from benchmarks.measure import Measurement, Results, Setting, measure
-from benchmarks.output import command, machine, now, write_results
+from benchmarks.output import command, machine, now, reference_work, write_results
 from benchmarks.simulator import simulator_process
 from benchmarks.workloads import WORKLOADS, Workload, public_ids
 
@@ -56,10 +56,11 @@ def main(
 ) -> None:
     """Run every variant of a workload on each of its seeds, against the simulator in its own
     process, and write what they came to."""
+    before = reference_work()
     if name == "scale":
         from benchmarks.scale import run_scale
 
-        run_scale(output_dir, repeats)
+        run_scale(output_dir, repeats, before)
         return
     workload = WORKLOADS[name]
     if variants:
@@ -74,7 +75,7 @@ def main(
             for measured in seed_runs(workload, seed, manifest, ids, where, repeats):
                 runs.append(measured)
                 _progress(measured)
-    results = Results(workload, now(), machine(), command(), runs)
+    results = Results(workload, now(), machine(before), command(), runs)
     write_results(output_dir, name, results.to_json(), results.markdown())
 
 

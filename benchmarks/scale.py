@@ -67,8 +67,12 @@ class ScaleRun:
     exit_code: int
 
 
-def run_scale(output_dir: Path, repeats: int, sizes: tuple[int, ...] = SIZES) -> list[ScaleRun]:
-    """Every size, every night, ``repeats`` times; the results go to ``output_dir/scale.*``."""
+def run_scale(
+    output_dir: Path, repeats: int, reference_before: float, sizes: tuple[int, ...] = SIZES
+) -> list[ScaleRun]:
+    """Every size, every night, ``repeats`` times; the results go to ``output_dir/scale.*``,
+    with :func:`~benchmarks.output.reference_work`'s CPU seconds before (measured by the
+    caller) and after."""
     runs: list[ScaleRun] = []
     with tempfile.TemporaryDirectory(prefix="iq-promote-scale-") as scratch:
         for apps in sizes:
@@ -78,7 +82,7 @@ def run_scale(output_dir: Path, repeats: int, sizes: tuple[int, ...] = SIZES) ->
         "description": "the client alone, one process, against the simulator in its own "
         "process with 1,000 workers, concurrency 1,000",
         "date": now(),
-        "machine": machine(),
+        "machine": machine(reference_before),
         "command": command(),
         "targets": {f"{k} at {max(sizes):,}": v for k, v in TARGETS.items()},
         "medians": {f"{a}/{n}": _medians(runs, a, n) for a in sizes for n in ALL_NIGHTS},
