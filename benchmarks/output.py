@@ -34,8 +34,9 @@ def machine(reference_before: float) -> str:
 
 def reference_work(rounds: int = 150_000) -> float:
     """CPU seconds of a fixed piece of work of the kinds a run does (JSON in and out, an
-    HMAC, a SQLite commit, a loopback round trip), in this process: the same code measured
-    a third slower on some days of the same machine, and this says which day it was."""
+    HMAC, a SQLite write, a loopback round trip), in this process: the same code measured
+    a third slower at some hours than at others on the same machine, and this says how fast
+    the machine was beside the figures."""
     document = {"status": "COMPLETED", "reportHtmlUrl": "ui/links/application/app/report/x"}
     began = time.process_time()
     left, right = socket.socketpair()

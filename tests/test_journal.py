@@ -417,6 +417,27 @@ async def test_what_is_held_is_committed_within_moments_while_the_journal_is_kep
             tg.cancel_scope.cancel()
 
 
+class _Commits:
+    """Counts the journal's commits: the records that had something to write."""
+
+    def __init__(self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        record = journal._record
+
+        def counted(statements: list[tuple[str, tuple[object, ...]]]) -> None:
+            self.count += bool(journal._held or statements)
+            record(statements)
+
+        monkeypatch.setattr(journal, "_record", counted)
+
+
+async def _send(journal: Journal, tmp_path: Path, name: str, committed: dict[str, bool]) -> None:
+    """An intent, as the scheduler records it before a POST; ``committed`` says whether its
+    row was committed when it returned (when the POST would go)."""
+    await journal.intent((0, 0, name))
+    committed[name] = (name,) in rows(tmp_path, "SELECT public_id FROM steps")
+
+
 @pytest.mark.anyio
 async def test_intents_of_one_moment_share_a_commit_and_each_returns_once_it_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -425,29 +446,15 @@ async def test_intents_of_one_moment_share_a_commit_and_each_returns_once_it_is_
     intents go in one commit, and each POST waits for it."""
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        commits = 0
-        record = journal._record
-
-        def counted(statements: list[tuple[str, tuple[object, ...]]]) -> None:
-            nonlocal commits
-            commits += 1
-            record(statements)
-
-        monkeypatch.setattr(journal, "_record", counted)
-        committed_when_sent: dict[str, bool] = {}
-
-        async def send(name: str) -> None:
-            await journal.intent((0, 0, name))
-            committed = rows(tmp_path, "SELECT public_id FROM steps")
-            committed_when_sent[name] = (name,) in committed
-
+        commits = _Commits(journal, monkeypatch)
+        committed: dict[str, bool] = {}
         async with anyio.create_task_group() as tg:
             for n in range(5):
-                tg.start_soon(send, f"app-{n}")
-        assert commits == 1
-        assert committed_when_sent == {f"app-{n}": True for n in range(5)}
+                tg.start_soon(_send, journal, tmp_path, f"app-{n}", committed)
+        assert commits.count == 1
+        assert committed == {f"app-{n}": True for n in range(5)}
         await journal.intent((0, 0, "later"))
-        assert commits == 2
+        assert commits.count == 2
 
 
 @pytest.mark.anyio
@@ -460,28 +467,15 @@ async def test_intents_that_follow_a_commit_closely_wait_to_share_the_next(
     monkeypatch.setattr(journal_module, "INTENT_SPACING", 0.5)
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
-        commits = 0
-        record = journal._record
-
-        def counted(statements: list[tuple[str, tuple[object, ...]]]) -> None:
-            nonlocal commits
-            commits += bool(journal._held or statements)
-            record(statements)
-
-        monkeypatch.setattr(journal, "_record", counted)
-        committed_when_sent: dict[str, bool] = {}
-
-        async def send(name: str) -> None:
-            await journal.intent((0, 0, name))
-            committed_when_sent[name] = (name,) in rows(tmp_path, "SELECT public_id FROM steps")
-
-        await send("first")
+        commits = _Commits(journal, monkeypatch)
+        committed: dict[str, bool] = {}
+        await _send(journal, tmp_path, "first", committed)
         async with anyio.create_task_group() as tg:
             for n in range(3):
-                tg.start_soon(send, f"app-{n}")
+                tg.start_soon(_send, journal, tmp_path, f"app-{n}", committed)
                 await anyio.sleep(0.05)
-        assert commits == 2
-        assert committed_when_sent == {"first": True} | {f"app-{n}": True for n in range(3)}
+        assert commits.count == 2
+        assert committed == {"first": True} | {f"app-{n}": True for n in range(3)}
 
 
 def test_no_more_results_are_held_than_a_commit_takes(tmp_path: Path) -> None:

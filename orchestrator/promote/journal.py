@@ -1,17 +1,18 @@
 """The run journal: a durable record of every promotion's progress, for ``--resume``.
 
 Before each POST the journal records the intent; after it, the status URL; at the end, the
-result. After a crash at any instant, a resume therefore looks in the report history for
-the POSTs whose answer was not recorded, sends again only those it finds no report of, and
+result. After a crash at any instant, a resume therefore looks in the report history for the
+POSTs whose answer was not recorded, sends again only those it finds no report of, and
 follows every other accepted promotion by its status URL. SQLite in WAL mode makes each
 record durable against the process dying, as soon as it is committed: an intent before its
-POST goes (the intents of one moment in one commit); status URLs and results with the next
-intent, or within :data:`HELD_SECONDS` (:meth:`Journal.keep_committed`). Three commits a
-promotion were 8% of the client's CPU at 5,000 applications, two still 9% at 100,000; now
-there is at most one. A status URL lost to a crash makes its promotion one the resume looks
-for (and, without its report yet, sends again); a result lost costs one status request. The
-journal also keeps evaluation times, the history that lets later nights poll closer to when
-evaluations finish.
+POST goes (the intents of one moment, and of the :data:`INTENT_SPACING` after the commit
+before, in one commit); status URLs and results with the next intent, or within
+:data:`HELD_SECONDS` (:meth:`Journal.keep_committed`). Three commits a promotion were 8% of
+the client's CPU at 5,000 applications, two still 9% at 100,000, and one still 8%; now a
+busy run makes one for every few promotions. A status URL lost to a crash makes its
+promotion one the resume looks for (and, without its report yet, sends again); a result lost
+costs one status request. The journal also keeps evaluation times, the history that lets
+later nights poll closer to when evaluations finish.
 
 The journal is private state (0600, never opened through a symlink). A write that fails
 during a run (a full disk) does not stop the run: the journal says so once and stops
@@ -20,6 +21,7 @@ recording, so the run still finishes and writes its report, only without a resum
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -135,7 +137,7 @@ class Journal:
         self._held: list[Statement] = []
         """Status URLs and results not committed yet: they go with the next commit."""
         self._held_since = 0.0
-        self._committed_at = -INTENT_SPACING
+        self._committed_at = -math.inf
         """``time.monotonic()`` of the latest commit."""
         self._committing: anyio.Event | None = None
         """Set once the intents of this moment are committed, while a commit is coming."""
