@@ -464,7 +464,7 @@ async def test_intents_that_follow_a_commit_closely_wait_to_share_the_next(
     """Slots freed one answer at a time send one promotion at a time: an intent that comes
     within :data:`INTENT_SPACING` of the latest commit waits out the spacing, and those that
     come meanwhile share its commit; each still returns only once its row is committed."""
-    monkeypatch.setattr(journal_module, "INTENT_SPACING", 0.5)
+    monkeypatch.setattr(journal_module, "INTENT_SPACING", 1.0)
     with Journal(tmp_path) as journal:
         journal.begin(MANIFEST, DIGEST, STARTED)
         commits = _Commits(journal, monkeypatch)
@@ -473,7 +473,7 @@ async def test_intents_that_follow_a_commit_closely_wait_to_share_the_next(
         async with anyio.create_task_group() as tg:
             for n in range(3):
                 tg.start_soon(_send, journal, tmp_path, f"app-{n}", committed)
-                await anyio.sleep(0.05)
+                await anyio.wait_all_tasks_blocked()
         assert commits.count == 2
         assert committed == {"first": True} | {f"app-{n}": True for n in range(3)}
 
