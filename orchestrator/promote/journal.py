@@ -34,7 +34,6 @@ from typing import Self
 
 import anyio
 import structlog
-from anyio.lowlevel import checkpoint
 
 from orchestrator.errors import UsageError
 from orchestrator.files import check_private_file, open_private
@@ -363,8 +362,7 @@ class Journal:
             return
         self._committing = committed = anyio.Event()
         try:
-            wait = self._committed_at + INTENT_SPACING - time.monotonic()
-            await (anyio.sleep(wait) if wait > 0 else checkpoint())
+            await anyio.sleep(max(0.0, self._committed_at + INTENT_SPACING - time.monotonic()))
         finally:
             self._committing = None
             self._record([])
